@@ -1,0 +1,85 @@
+"""openai_model: a Responses API pass-through to OpenAI (or any endpoint that serves ``/responses``).
+
+Requests are forwarded to ``{openai_base_url}/responses`` with ``openai_api_key`` and the model
+forced to ``openai_model``. Rate limits (429) and server errors (5xx) are retried with jittered
+exponential backoff, honouring ``Retry-After``, at most ``max_attempts`` times; an upstream error
+that remains is answered with its status and message so the agent can record it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Body
+from fastapi.exceptions import HTTPException
+from pydantic import Field, SecretStr
+
+from nemo_gym.base_responses_api_model import (
+    BaseResponsesAPIModelConfig,
+    NeMoGymChatCompletionCreateParamsNonStreaming,
+    SimpleResponsesAPIModel,
+)
+from nemo_gym.core.errors import UpstreamError
+from nemo_gym.openai_utils import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.server.http_client import HttpResponse, RetryPolicy
+from nemo_gym.server.routing import JSONResponseBytes
+
+#: Fields Gym adds to create params that an OpenAI endpoint does not accept.
+GYM_ONLY_FIELDS = ("return_token_id_information",)
+
+
+class OpenAIModelConfig(BaseResponsesAPIModelConfig):
+    openai_base_url: str = Field(description="Base URL, e.g. https://api.openai.com/v1.")
+    openai_api_key: SecretStr = Field(description="API key sent as a Bearer token.")
+    openai_model: str = Field(description="Model name sent upstream.")
+    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx.")
+    request_timeout_s: float = Field(default=600.0, gt=0, description="Deadline of one attempt.")
+
+
+class OpenAIModelServer(SimpleResponsesAPIModel):
+    config: OpenAIModelConfig
+
+    def _url(self, path: str) -> str:
+        return self.config.openai_base_url.rstrip("/") + path
+
+    async def _forward(self, path: str, payload: dict[str, Any]) -> HttpResponse:
+        headers = {"Authorization": f"Bearer {self.config.openai_api_key.get_secret_value()}"}
+        retry = RetryPolicy(max_attempts=self.config.max_attempts, backoff_base_s=0.5,
+                            backoff_max_s=60.0)
+        try:
+            resp = await self.server_client.http.request(
+                "POST", self._url(path), json=payload, headers=headers,
+                timeout_s=self.config.request_timeout_s, retry=retry)
+        except UpstreamError as exc:
+            raise HTTPException(status_code=504 if exc.kind == "timeout" else 502,
+                                detail=str(exc)) from None
+        if not resp.ok:
+            status = resp.status if 400 <= resp.status < 500 else 502
+            raise HTTPException(status_code=status, detail=(
+                f"upstream {self._url(path)} answered HTTP {resp.status}: "
+                f"{resp.body[:2000].decode(errors='replace')}"))
+        return resp
+
+    async def responses(self, body: NeMoGymResponseCreateParamsNonStreaming = Body()) -> Any:
+        payload = body.model_dump(mode="json", exclude_unset=True, exclude=set(GYM_ONLY_FIELDS))
+        payload["model"] = self.config.openai_model
+        resp = await self._forward("/responses", payload)
+        try:
+            response = NeMoGymResponse.model_validate(resp.json_sync())
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise HTTPException(status_code=502, detail=f"upstream sent an invalid response: {exc}"
+                                ) from None
+        return JSONResponseBytes(response.model_dump_json(exclude_unset=True))
+
+    async def chat_completions(
+        self, body: NeMoGymChatCompletionCreateParamsNonStreaming = Body(),
+    ) -> Any:
+        payload = body.model_dump(mode="json", exclude_unset=True)
+        payload["model"] = self.config.openai_model
+        resp = await self._forward("/chat/completions", payload)
+        return JSONResponseBytes(resp.body)
+
+
+if __name__ == "__main__":
+    OpenAIModelServer.run_webserver()

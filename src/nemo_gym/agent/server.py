@@ -1,0 +1,59 @@
+"""``SimpleResponsesAPIAgent``: the base of an agent server.
+
+Routes: ``POST /v1/responses`` (one full multi-step trajectory for the given create params) and
+``POST /run`` (one rollout: seed the session, run the trajectory, verify, return the row).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+
+from nemo_gym.config.instances import ServerRef
+from nemo_gym.server.base import BaseServerConfig, SimpleServer
+
+
+class BaseResponsesAPIAgentConfig(BaseServerConfig):
+    """Settings of an agent instance."""
+
+
+class AgentServerRef(ServerRef):
+    """A reference from an agent's config to another instance."""
+
+
+ModelServerRef = AgentServerRef
+ResourcesServerRef = AgentServerRef
+
+
+class BaseRunRowRequest(BaseModel):
+    """A ``/run`` body: the dataset row (extra fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    responses_create_params: dict[str, Any]
+
+
+class SimpleResponsesAPIAgent(SimpleServer):
+    """Subclass this and implement ``responses`` and ``run``."""
+
+    server_type: ClassVar[str] = "responses_api_agents"
+
+    config: BaseResponsesAPIAgentConfig
+
+    def setup_webserver(self) -> FastAPI:
+        """The app with ``/v1/responses`` and ``/run``."""
+        app = self.create_app()
+        app.post("/v1/responses")(self.responses)
+        app.post("/run")(self.run)
+        return app
+
+    @abstractmethod
+    async def responses(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one multi-step trajectory and return the final response."""
+
+    @abstractmethod
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one rollout and return its row."""

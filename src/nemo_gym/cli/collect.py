@@ -1,0 +1,114 @@
+"""``ng_collect_rollouts``: run every row of a JSONL file through an agent and save the rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from tqdm import tqdm
+
+from nemo_gym.cli.params import cli_entry, load_params
+from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
+from nemo_gym.rollouts.collect import collect
+from nemo_gym.rollouts.inputs import expand, read_rows
+from nemo_gym.rollouts.output import (
+    RowWriter,
+    build_manifest,
+    check_resume,
+    read_existing,
+    write_manifest,
+)
+from nemo_gym.rollouts.summary import summarise
+
+DEFAULT_PARALLEL = 64
+
+
+class CollectParams(BaseModel):
+    """Collect verified rollouts: post every row of the input JSONL to an agent's /run (while
+    ng_run serves it) and append each result row to the output JSONL as soon as it finishes.
+    Prints the average of every numeric field over the scored rows, and counts failed rows
+    separately (they are written, with _ng_status "failed", never averaged in as 0)."""
+
+    agent_name: str = Field(description="Instance name of the agent to run, e.g. "
+                            "example_single_tool_call_simple_agent.")
+    input_jsonl_fpath: str = Field(description="Input tasks: one JSON object per line with "
+                                   "responses_create_params (and any fields the verifier needs).")
+    output_jsonl_fpath: str = Field(description="Where rollouts are appended (created if missing).")
+    limit: int | None = Field(default=None, ge=0, description="Use only the first N rows (0 or "
+                              "null: all).")
+    num_repeats: int | None = Field(default=None, ge=1, description="Rollouts per row, in the "
+                                    "order aabbcc (for mean@k / pass@k).")
+    num_samples_in_parallel: int | None = Field(default=None, ge=1, description=(
+        f"Rollouts in flight at once (default {DEFAULT_PARALLEL}); lower it on HTTP 429."))
+    responses_create_params: dict[str, Any] = Field(default_factory=dict, description=(
+        "Overrides merged into every row's responses_create_params, e.g. "
+        "+responses_create_params.temperature=0.5."))
+    resume: bool = Field(default=False, description="Run only the (row, repeat) pairs missing "
+                         "from the output file; refuses a file made from other input or config.")
+    rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
+
+
+@cli_entry
+def main() -> int:
+    params, loaded = load_params(CollectParams, "ng_collect_rollouts")
+    repeats = params.num_repeats or 1
+    input_path = Path(params.input_jsonl_fpath)
+    output_path = Path(params.output_jsonl_fpath)
+    rows = read_rows(input_path, limit=params.limit or None,
+                     overrides=params.responses_create_params)
+    tasks = expand(rows, repeats)
+    print(f"Found {len(tasks)} rows!")
+    if repeats > 1:
+        print(f"Repeating rows from {len(rows)} to {len(tasks)}!")
+    if params.responses_create_params:
+        print(f"Overriding responses_create_params fields with {params.responses_create_params}")
+
+    head = loaded.data.head_server
+    client = ServerClient(fetch_global_config(
+        head_url({"head_server": {"host": head.host, "port": head.port}})))
+    run_url = client.base_url(params.agent_name) + "/run"
+
+    manifest = build_manifest(input_path=input_path, rows=rows, agent_name=params.agent_name,
+                              num_repeats=repeats, limit=params.limit or None,
+                              overrides=params.responses_create_params)
+    existing, bad_lines = read_existing(output_path)
+    if params.resume:
+        check_resume(output_path, manifest)
+        done = {(r.get("_ng_task_index"), r.get("_ng_repeat_index")) for r in existing}
+        tasks = [t for t in tasks if t.key not in done]
+        print(f"Resuming: {len(existing)} rows already in {output_path}, {len(tasks)} to run.")
+        if bad_lines:
+            print(f"Note: {bad_lines} line(s) of {output_path} are not valid JSON and are ignored.")
+    elif existing:
+        print(f"Note: {output_path} already has {len(existing)} rows; appending to it.")
+    writer = RowWriter(output_path)  # creates the output's folder
+    if not params.resume:
+        write_manifest(output_path, manifest)
+
+    parallel = min(params.num_samples_in_parallel or DEFAULT_PARALLEL, max(1, len(tasks)))
+    summary = summarise(existing) if params.resume else summarise([])
+    bar = tqdm(total=len(tasks), desc="Collecting rollouts", file=sys.stderr)
+    interrupted = False
+    try:
+        asyncio.run(collect(tasks, run_url=run_url, writer=writer, parallel=parallel,
+                            timeout_s=params.rollout_timeout_s, summary=summary,
+                            on_done=lambda: bar.update(1)))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        writer.close()
+    print(json.dumps(summary.averages() or {"reward": None}, indent=4))
+    print(f"{summary.line()} -> {output_path}")
+    if interrupted:
+        missing = len(tasks) - (summary.total - (len(existing) if params.resume else 0))
+        print(f"Interrupted: {missing} rollouts were not run; add +resume=true to the same "
+              "command to run them.")
+        return 130
+    if summary.statuses["failed"]:
+        return 3
+    return 0

@@ -1,0 +1,241 @@
+"""Building the merged config: ``config_paths`` files, then ``env.yaml``, then the command line.
+
+Precedence, lowest first: each file in ``config_paths`` in order (files may list further
+``config_paths``, loaded after them, each once), ``env.yaml`` at the project root, a programmatic
+``initial`` dict, and the command line. Relative config paths resolve against the project root.
+``${...}`` interpolations stay unresolved until :func:`resolve_config`; a reference to a name that
+is not a config key but is an environment variable (``policy_api_key: ${OPENAI_API_KEY}``) reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
+
+from nemo_gym.config.overrides import parse_overrides
+from nemo_gym.config.sources import key_line, read_yaml_mapping
+from nemo_gym.core.errors import ConfigError
+from nemo_gym.core.paths import project_root, resolve_path
+
+DEFAULT_HEAD_PORT = 11000
+DEFAULT_HOST = "127.0.0.1"
+CLI_SOURCE = "command line"
+_BARE_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class LoadedConfig:
+    """A merged, not yet resolved config and where each top-level key came from.
+
+    Attributes:
+        data: the merged config (interpolations unresolved).
+        sources: top-level key -> label of the last source that set it (a file path relative to
+            the root, ``env.yaml`` or ``command line``).
+        root: the project root that relative paths resolve against.
+        files: config file paths in load order, as absolute paths.
+    """
+
+    data: DictConfig
+    sources: dict[str, str] = field(default_factory=dict)
+    root: Path = field(default_factory=project_root)
+    files: list[Path] = field(default_factory=list)
+
+    def source_of(self, dotted_key: str) -> tuple[str | None, int | None]:
+        """Return ``(source label, line)`` for a dotted key, line only for YAML files."""
+        label = self.sources.get(dotted_key.split(".")[0])
+        if label is None or label == CLI_SOURCE:
+            return label, None
+        path = resolve_path(label, self.root)
+        return label, key_line(str(path), dotted_key) if path.is_file() else None
+
+    def error(self, message: str, key: str) -> ConfigError:
+        """Build a :class:`ConfigError` that points at where ``key`` was written."""
+        source, line = self.source_of(key)
+        return ConfigError(message, source=source, key=key, line=line)
+
+
+def _label(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _config_path_list(value: Any, source: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # "a.yaml,b.yaml" is accepted as well as a list
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, (list, tuple, ListConfig)) and all(isinstance(p, str) for p in value):
+        return list(value)
+    raise ConfigError(
+        f"config_paths must be a list of file paths, got {value!r}", source=source,
+        key="config_paths",
+    )
+
+
+def load_config(
+    argv: Sequence[str] = (),
+    *,
+    root: Path | None = None,
+    dotenv_path: Path | None = None,
+    initial: Mapping[str, Any] | None = None,
+    skip_dotenv: bool = False,
+) -> LoadedConfig:
+    """Merge every config source into one config.
+
+    Args:
+        argv: command-line overrides (``+key=value`` ...).
+        root: project root; defaults to :func:`project_root`.
+        dotenv_path: the ``env.yaml`` to read; defaults to ``<root>/env.yaml``.
+        initial: programmatic values, between ``env.yaml`` and the command line.
+        skip_dotenv: do not read ``env.yaml``.
+
+    Raises:
+        ConfigError: a source is missing, malformed, or a value cannot be parsed.
+    """
+    root = root or project_root()
+    cli = parse_overrides(argv)
+    env_path = dotenv_path or root / "env.yaml"
+    env: dict[str, Any] = {}
+    if not skip_dotenv and env_path.is_file():
+        env = read_yaml_mapping(env_path, _label(env_path, root))
+    initial_cfg = OmegaConf.create(dict(initial or {}))
+
+    upper = OmegaConf.merge(OmegaConf.create(env), initial_cfg, cli)
+    try:
+        listed = upper.get("config_paths")
+        if isinstance(listed, ListConfig):
+            listed = OmegaConf.to_container(listed, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot resolve config_paths: {exc}", key="config_paths") from None
+    source = CLI_SOURCE if "config_paths" in cli else "env.yaml"
+    queue = _config_path_list(listed, source)
+
+    merged = OmegaConf.create({})
+    sources: dict[str, str] = {}
+    files: list[Path] = []
+    seen: set[Path] = set()
+    all_paths: list[str] = []
+    while queue:
+        raw = queue.pop(0)
+        path = resolve_path(raw, root).resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        label = _label(path, root)
+        if not path.is_file():
+            hint = f" (resolved against the project root {root})" if not Path(raw).is_absolute() else ""
+            raise ConfigError(f"config file {raw!r} not found{hint}", source=source, key="config_paths")
+        data = read_yaml_mapping(path, label)
+        nested = _config_path_list(data.pop("config_paths", None), label)
+        queue.extend(nested)
+        files.append(path)
+        all_paths.append(raw)
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.create(data))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"cannot merge: {exc}", source=label) from None
+        for key in data:
+            sources[key] = label
+    for key in env:
+        sources[key] = "env.yaml"
+    for key in initial or {}:
+        sources[key] = "initial config"
+    for key in cli:
+        sources[key] = CLI_SOURCE
+    merged = OmegaConf.merge(merged, upper)
+    assert isinstance(merged, DictConfig)
+    merged.config_paths = all_paths
+    _apply_defaults(merged)
+    _bind_environment(merged)
+    return LoadedConfig(data=merged, sources=sources, root=root, files=files)
+
+
+def _apply_defaults(cfg: DictConfig) -> None:
+    if cfg.get("default_host") is None:
+        cfg.default_host = DEFAULT_HOST
+    head = cfg.get("head_server")
+    if head is None:
+        cfg.head_server = {"host": "${default_host}", "port": DEFAULT_HEAD_PORT}
+    else:
+        if head.get("host") is None:
+            head.host = "${default_host}"
+        if head.get("port") is None:
+            head.port = DEFAULT_HEAD_PORT
+
+
+def _bind_environment(cfg: DictConfig) -> None:
+    """Rewrite ``${NAME}`` to ``${oc.env:NAME}`` where NAME is no config key but an env var."""
+
+    def visit(node: Any) -> None:
+        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, (DictConfig, ListConfig)):
+                visit(value)
+                continue
+            raw = node._get_node(key)._value() if isinstance(node, DictConfig) else value
+            if not isinstance(raw, str) or "${" not in raw:
+                continue
+
+            def swap(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name not in cfg and name in os.environ:
+                    return "${oc.env:" + name + "}"
+                return match.group(0)
+
+            rewritten = _BARE_INTERPOLATION.sub(swap, raw)
+            if rewritten != raw:
+                node[key] = rewritten
+
+    visit(cfg)
+
+
+def resolve_config(loaded: LoadedConfig) -> dict[str, Any]:
+    """Resolve every interpolation and return a plain dict.
+
+    Raises:
+        ConfigError: a value is missing (``???``) or refers to a key that does not exist; the
+            error names the key, the file it was written in, and the missing reference.
+    """
+    try:
+        container = OmegaConf.to_container(loaded.data, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = exc.full_key or "?"
+        raise loaded.error("is required but has no value (???); set it in env.yaml or with "
+                           f"+{key}=...", key) from None
+    except InterpolationResolutionError as exc:
+        key = exc.full_key or "?"
+        missing = _missing_reference(str(exc))
+        hint = ""
+        if missing:
+            hint = (f": {missing!r} is neither a config key nor an environment variable; set "
+                    f"{missing} in env.yaml (or export it)")
+        raise loaded.error(f"cannot resolve {_raw_value(loaded.data, key)!r}{hint}", key) from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot resolve the config: {exc}") from None
+    assert isinstance(container, dict)
+    return container  # type: ignore[return-value]
+
+
+def _missing_reference(message: str) -> str | None:
+    match = re.search(r"Interpolation key '([^']+)' not found", message)
+    return match.group(1) if match else None
+
+
+def _raw_value(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        child = node._get_node(part)
+        node = child if isinstance(child, (DictConfig, ListConfig)) else child._value()  # type: ignore[union-attr]
+    return node

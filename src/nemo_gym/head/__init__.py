@@ -1,0 +1,1 @@
+"""Discovery: the head server (``app``) and the client that finds servers by name (``client``)."""

@@ -1,0 +1,117 @@
+"""``ServerClient``: call another Gym server by its instance name.
+
+Inside servers started by ``ng_run`` the address book is the resolved config the process was
+given; outside (a script such as ``client.py``, ``ng_collect_rollouts``) it is downloaded from
+the head server with :meth:`ServerClient.load_from_global_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from nemo_gym.core.errors import ConfigError, GymError
+from nemo_gym.server.http_client import HttpClient, HttpResponse, RetryPolicy
+
+SERVER_TYPES = ("responses_api_models", "resources_servers", "responses_api_agents")
+#: Calls between Gym servers retry only failed connections: a 5xx from a tool is an answer.
+INTERNAL_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, retry_statuses=frozenset())
+
+
+def head_url(config: Mapping[str, Any]) -> str:
+    """The head server's base URL from a (local) config."""
+    head = config.get("head_server") or {}
+    host = head.get("host") or config.get("default_host") or "127.0.0.1"
+    return f"http://{host}:{head.get('port') or 11000}"
+
+
+def fetch_global_config(head_server_url: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Download the running setup's config (secrets redacted) from the head server.
+
+    Raises:
+        GymError: nothing answers at ``head_server_url``.
+    """
+    try:
+        with urllib.request.urlopen(f"{head_server_url}/global_config_dict_yaml",
+                                    timeout=timeout_s) as resp:
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise GymError(
+            f"could not reach the head server at {head_server_url} ({exc}). Start the servers "
+            "with `ng_run \"+config_paths=[...]\"` first, or point +head_server.port=... at it."
+        ) from None
+    if text.startswith('"'):  # NeMo Gym's older head server JSON-encoded the YAML
+        text = json.loads(text)
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+class ServerClient:
+    """Resolve instance names to URLs and make calls with the pooled client.
+
+    Args:
+        global_config: a resolved config holding the server instances (with host and port).
+        http: the outbound client; one is created if not given.
+    """
+
+    def __init__(self, global_config: Mapping[str, Any], http: HttpClient | None = None) -> None:
+        self.global_config_dict = global_config
+        self.http = http or HttpClient()
+        self._urls: dict[str, str] = {}
+
+    @classmethod
+    def load_from_global_config(cls, head_server_config: Mapping[str, Any] | None = None
+                                ) -> ServerClient:
+        """Build a client from the config a running head server serves."""
+        url = head_url({"head_server": dict(head_server_config)} if head_server_config else {})
+        return cls(fetch_global_config(url))
+
+    def base_url(self, server_name: str) -> str:
+        """``http://host:port`` of the instance ``server_name``."""
+        url = self._urls.get(server_name)
+        if url is not None:
+            return url
+        entry = self.global_config_dict.get(server_name)
+        if isinstance(entry, Mapping) and entry and next(iter(entry)) in SERVER_TYPES:
+            (impls,) = entry.values()
+            (settings,) = impls.values()
+            url = f"http://{settings['host']}:{settings['port']}"
+            self._urls[server_name] = url
+            return url
+        known = [k for k, v in self.global_config_dict.items()
+                 if isinstance(v, Mapping) and v and next(iter(v)) in SERVER_TYPES]
+        raise ConfigError(f"no server instance named {server_name!r}; running: {', '.join(known)}")
+
+    async def request(
+        self, method: str, server_name: str, url_path: str, *, json: Any = None,
+        cookies: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None, retry: RetryPolicy = INTERNAL_RETRY,
+    ) -> HttpResponse:
+        """Call ``url_path`` on the instance ``server_name``; see :meth:`HttpClient.request`."""
+        if isinstance(json, BaseModel):
+            json = json.model_dump(mode="json", exclude_unset=True)
+        return await self.http.request(
+            method, self.base_url(server_name) + url_path, json=json,
+            cookies=dict(cookies) if cookies else None, headers=dict(headers) if headers else None,
+            timeout_s=timeout_s, retry=retry,
+        )
+
+    async def post(self, server_name: str, url_path: str, json: Any = None,
+                   **kwargs: Any) -> HttpResponse:
+        """POST to another server (NeMo Gym's signature)."""
+        return await self.request("POST", server_name, url_path, json=json, **kwargs)
+
+    async def get(self, server_name: str, url_path: str, **kwargs: Any) -> HttpResponse:
+        """GET from another server."""
+        return await self.request("GET", server_name, url_path, **kwargs)
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self.http.close()

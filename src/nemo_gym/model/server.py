@@ -1,0 +1,57 @@
+"""``SimpleResponsesAPIModel``: the base of a model server.
+
+Routes: ``POST /v1/responses`` and ``POST /v1/chat/completions``. Implementations are
+stateless except for what they key on ``request.session`` (e.g. sticky upstream routing).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from fastapi import FastAPI
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ConfigDict
+
+from nemo_gym.server.base import BaseServerConfig, SimpleServer
+
+
+class BaseResponsesAPIModelConfig(BaseServerConfig):
+    """Settings of a model server instance."""
+
+
+class NeMoGymChatCompletionCreateParamsNonStreaming(BaseModel):
+    """A Chat Completions request; unknown keys are passed through to the upstream."""
+
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+class NeMoGymChatCompletion(ChatCompletion):
+    """A Chat Completions answer (OpenAI's type; unknown fields are kept)."""
+
+
+class SimpleResponsesAPIModel(SimpleServer):
+    """Subclass this and implement ``responses`` and ``chat_completions``."""
+
+    server_type: ClassVar[str] = "responses_api_models"
+
+    config: BaseResponsesAPIModelConfig
+
+    def setup_webserver(self) -> FastAPI:
+        """The app with ``/v1/responses`` and ``/v1/chat/completions``."""
+        app = self.create_app()
+        app.post("/v1/responses")(self.responses)
+        app.post("/v1/chat/completions")(self.chat_completions)
+        return app
+
+    @abstractmethod
+    async def responses(self, *args: Any, **kwargs: Any) -> Any:
+        """Answer a Responses API request."""
+
+    @abstractmethod
+    async def chat_completions(self, *args: Any, **kwargs: Any) -> Any:
+        """Answer a Chat Completions request."""

@@ -1,0 +1,1 @@
+"""The resources-server role: tools and ``verify``. See ``server`` and ``schemas``."""

@@ -1,0 +1,1 @@
+"""Rollout collection: reading task rows, running them against an agent, writing result rows."""

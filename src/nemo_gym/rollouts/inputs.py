@@ -1,0 +1,98 @@
+"""Reading task rows for collection: validated up front, with file and line in every error.
+
+Every row is read and checked before any rollout starts: it must be a JSON object with a
+``responses_create_params`` object that is valid Responses API create params after the
+command-line overrides are applied. Blank lines are skipped. Rows are then repeated in the
+``aabbcc`` order (each row ``num_repeats`` times in a row) and tagged with ``_ng_task_index``
+(0-based input row) and ``_ng_repeat_index``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from nemo_gym.core.errors import InputDataError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One rollout to run: the row to send and its place in the run."""
+
+    task_index: int
+    repeat_index: int
+    row: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.task_index, self.repeat_index)
+
+
+def deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``overrides`` merged in, recursively for nested mappings."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_rows(path: Path, *, limit: int | None = None,
+              overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Read and validate the first ``limit`` rows of a JSONL file.
+
+    Raises:
+        InputDataError: naming the file and the 1-based line of the first bad row.
+    """
+    from nemo_gym.protocol.responses import NeMoGymResponseCreateParamsNonStreaming
+
+    label = str(path)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise InputDataError(label, 0, "input file not found") from None
+    rows: list[dict[str, Any]] = []
+    with handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if limit and len(rows) >= limit:
+                break
+            if not raw.strip():
+                continue
+            try:
+                row = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InputDataError(label, line_no, f"not valid JSON ({exc})") from None
+            if not isinstance(row, dict):
+                raise InputDataError(label, line_no, "a row must be a JSON object")
+            params = row.get("responses_create_params")
+            if not isinstance(params, dict):
+                raise InputDataError(label, line_no, "missing the object `responses_create_params`")
+            if overrides:
+                params = row["responses_create_params"] = deep_merge(params, overrides)
+            try:
+                NeMoGymResponseCreateParamsNonStreaming.model_validate(params)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise InputDataError(
+                    label, line_no, f"responses_create_params.{where}: {err['msg']}") from None
+            rows.append(row)
+    return rows
+
+
+def expand(rows: list[dict[str, Any]], num_repeats: int) -> list[Task]:
+    """Repeat each row ``num_repeats`` times in a row (``abc`` -> ``aabbcc``)."""
+    tasks = []
+    for task_index, row in enumerate(rows):
+        for repeat_index in range(num_repeats):
+            tagged = {**row, "_ng_task_index": task_index, "_ng_repeat_index": repeat_index}
+            tasks.append(Task(task_index, repeat_index, tagged))
+    return tasks

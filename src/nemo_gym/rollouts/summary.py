@@ -1,0 +1,73 @@
+"""What a collection run reports: averages over scored rows, and every failure counted.
+
+Averages are taken over rows that have a reward (completed and truncated), never over failed
+rows as if they scored 0. Every top-level number (booleans as 0/1) is averaged, except Gym's own
+``_ng_`` bookkeeping.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    """Counts and sums accumulated as rows finish."""
+
+    total: int = 0
+    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    failure_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Account for one finished row."""
+        self.total += 1
+        status = str(row.get("_ng_status", "completed"))
+        self.statuses[status] += 1
+        failure = row.get("_ng_failure")
+        if isinstance(failure, dict) and failure.get("kind"):
+            self.failure_kinds[str(failure["kind"])] += 1
+        if status == "failed":
+            return
+        for key, value in row.items():
+            if key.startswith("_ng_") or not isinstance(value, (int, float)):
+                continue
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    @property
+    def scored(self) -> int:
+        return self.total - self.statuses["failed"]
+
+    def averages(self) -> dict[str, float]:
+        """Mean of every numeric field over the scored rows (``reward`` first)."""
+        keys = sorted(self.sums, key=lambda k: (k != "reward", k))
+        return {k: self.sums[k] / self.counts[k] for k in keys}
+
+    def line(self) -> str:
+        """One honest sentence about the run."""
+        failed = self.statuses["failed"]
+        reward = self.averages().get("reward")
+        head = (f"mean reward {reward:.4g} over {self.scored} of {self.total} rows"
+                if reward is not None else f"no scored rows out of {self.total}")
+        parts = [head]
+        if self.statuses["truncated"]:
+            parts.append(f"{self.statuses['truncated']} truncated (included)")
+        parts.append(f"{failed} failed")
+        text = ", ".join(parts)
+        if self.failure_kinds:
+            kinds = ", ".join(f"{k}: {n}" for k, n in self.failure_kinds.most_common())
+            text += f" ({kinds})"
+        return text
+
+
+def summarise(rows: Iterable[dict[str, Any]]) -> RunSummary:
+    """Build a summary from finished rows."""
+    summary = RunSummary()
+    for row in rows:
+        summary.add(row)
+    return summary

@@ -1,0 +1,88 @@
+"""The one place where exceptions become HTTP responses, for every Gym server.
+
+* An unhandled exception in a route becomes ``500 {"error": {"type", "message", "server"}}`` and
+  is logged with its traceback. For a tool, the agent passes this body back to the model as the
+  tool's output; for ``/verify`` the agent records the rollout as a verifier failure.
+* ``HTTPException`` keeps its status and detail.
+* A request that fails validation becomes ``422`` with pydantic's errors (which name the fields);
+  the body is logged at debug level only, since it may hold prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(kind: str, message: str, server: str, **extra: Any) -> bytes:
+    """Serialise Gym's error body."""
+    return orjson.dumps({"error": {"type": kind, "message": message, "server": server, **extra}})
+
+
+def install_error_handlers(app: FastAPI, server_name: str) -> None:
+    """Register Gym's exception handlers on ``app``."""
+
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        body = error_body("HTTPException", str(exc.detail), server_name, status=exc.status_code)
+        return Response(body, status_code=exc.status_code, media_type="application/json",
+                        headers=getattr(exc, "headers", None))
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = orjson.loads(orjson.dumps(exc.errors(), default=str))
+        logger.warning("%s %s: invalid request: %s", request.method, request.url.path,
+                       [(".".join(map(str, e["loc"])), e["msg"]) for e in errors][:5])
+        body = orjson.dumps({"detail": errors, "error": {
+            "type": "RequestValidationError", "server": server_name,
+            "message": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5]),
+        }})
+        return Response(body, status_code=422, media_type="application/json")
+
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_middleware(UnhandledErrorMiddleware, server_name=server_name)
+
+
+class UnhandledErrorMiddleware:
+    """Turn an exception escaping a route into Gym's 500 body, logged once with its traceback.
+
+    Sits inside Starlette's ``ServerErrorMiddleware`` so that the exception is answered here and
+    not re-raised to uvicorn (which would log it a second time).
+    """
+
+    def __init__(self, app: ASGIApp, server_name: str) -> None:
+        self.app = app
+        self.server_name = server_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.exception("%s %s raised %s in server %s", scope.get("method"),
+                             scope.get("path"), type(exc).__name__, self.server_name)
+            if started:
+                raise
+            body = error_body(type(exc).__name__, str(exc) or repr(exc), self.server_name)
+            await Response(body, status_code=500, media_type="application/json")(
+                scope, receive, send)

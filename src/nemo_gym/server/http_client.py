@@ -1,0 +1,224 @@
+"""The pooled outbound HTTP client every Gym process uses, with timeouts and bounded retries.
+
+One aiohttp session per process (created in the server's lifespan, closed on shutdown): aiohttp
+rather than httpx because httpx's pool degrades quadratically with queued requests, which hung
+NeMo Gym runs at 16k concurrent rollouts. Every call has a deadline; retries are bounded three
+ways: attempts per call, a cap on any single wait (``Retry-After`` is honoured up to it), and a
+retry budget per client (retries may add at most ``budget_ratio`` to the requests made), so a
+dead upstream fails fast instead of becoming a retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from nemo_gym.core.errors import UpstreamError
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 529})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one call is retried.
+
+    Attributes:
+        max_attempts: attempts in all, the first included.
+        backoff_base_s: first backoff; doubles each attempt, with full jitter.
+        backoff_max_s: cap on one wait, including a server's ``Retry-After``.
+        retry_statuses: HTTP statuses worth retrying.
+        retry_timeouts: retry when the call timed out (off for slow, non-idempotent calls).
+    """
+
+    max_attempts: int = 4
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 30.0
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    retry_timeouts: bool = False
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass
+class HttpResponse:
+    """A fully read HTTP response (the body is bytes; ``json()`` parses it)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    cookies: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json_sync(self) -> Any:
+        return orjson.loads(self.body)
+
+    async def json(self) -> Any:
+        """Parse the body as JSON (async for compatibility with aiohttp's response)."""
+        return orjson.loads(self.body)
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`UpstreamError` unless the status is 2xx."""
+        if not self.ok:
+            raise UpstreamError(
+                f"{self.url} answered HTTP {self.status}: {self.body[:2000].decode(errors='replace')}",
+                status=self.status, body=self.body[:8000].decode(errors="replace"),
+            )
+
+
+class RetryBudget:
+    """Retries allowed so far: ``min_retries + ratio * requests``, spent as retries happen."""
+
+    def __init__(self, ratio: float = 0.2, min_retries: int = 20) -> None:
+        self.ratio = ratio
+        self.min_retries = min_retries
+        self.requests = 0
+        self.retries = 0
+
+    def record_request(self) -> None:
+        self.requests += 1
+
+    def try_spend(self) -> bool:
+        if self.retries >= self.min_retries + self.ratio * self.requests:
+            return False
+        self.retries += 1
+        return True
+
+
+def _retry_after_s(headers: dict[str, str]) -> float | None:
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class HttpClient:
+    """One pooled aiohttp session with Gym's timeout and retry rules.
+
+    Args:
+        timeout_s: default deadline of one attempt (connect + response), in seconds.
+        connect_timeout_s: deadline to open a connection.
+        limit: maximum open connections in all.
+        limit_per_host: maximum open connections to one host:port.
+        budget: the retry budget shared by every call of this client.
+    """
+
+    def __init__(
+        self, *, timeout_s: float = 300.0, connect_timeout_s: float = 10.0, limit: int = 4096,
+        limit_per_host: int = 1024, budget: RetryBudget | None = None,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.limit = limit
+        self.limit_per_host = limit_per_host
+        self.budget = budget or RetryBudget()
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, created on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.limit, limit_per_host=self.limit_per_host, keepalive_timeout=60,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_s),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def request(
+        self, method: str, url: str, *, json: Any = None, data: bytes | None = None,
+        headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
+        timeout_s: float | None = None, retry: RetryPolicy = RetryPolicy(),
+        params: dict[str, str] | None = None,
+    ) -> HttpResponse:
+        """Make a call, retrying as ``retry`` allows; return the last response read in full.
+
+        A final non-retryable or exhausted retryable *status* is returned, not raised (callers
+        decide what a 4xx means); connection failures and timeouts raise.
+
+        Raises:
+            UpstreamError: connection failure or timeout on the last attempt.
+        """
+        if json is not None:
+            data = orjson.dumps(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        if cookies:
+            cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            headers = {**(headers or {}), "Cookie": cookie_header}
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s,
+                                        connect=self.connect_timeout_s)
+        self.budget.record_request()
+        attempt = 0
+        while True:
+            attempt += 1
+            wait: float | None = None
+            try:
+                async with self.session.request(
+                    method, url, data=data, headers=headers, timeout=timeout, params=params,
+                ) as resp:
+                    body = await resp.read()
+                    result = HttpResponse(
+                        status=resp.status, body=body, headers=dict(resp.headers),
+                        cookies={k: m.value for k, m in resp.cookies.items()}, url=url,
+                    )
+                if result.status not in retry.retry_statuses:
+                    return result
+                wait = _retry_after_s(result.headers)
+                failure: Exception | HttpResponse = result
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                if not retry.retry_timeouts:
+                    raise UpstreamError(
+                        f"{method} {url} timed out after {timeout.total:.0f}s", kind="timeout",
+                    ) from exc
+                failure = exc
+            except aiohttp.ClientError as exc:
+                failure = exc
+            if attempt >= retry.max_attempts or not self.budget.try_spend():
+                if isinstance(failure, HttpResponse):
+                    return failure
+                kind = "timeout" if isinstance(failure, TimeoutError) else "connection"
+                raise UpstreamError(
+                    f"{method} {url} failed after {attempt} attempt(s): "
+                    f"{type(failure).__name__}: {failure}", kind=kind,
+                ) from failure
+            backoff = random.uniform(0, min(retry.backoff_max_s,
+                                            retry.backoff_base_s * 2 ** (attempt - 1)))
+            delay = min(retry.backoff_max_s, max(backoff, wait or 0.0))
+            logger.warning("%s %s: %s; retry %d/%d in %.2fs", method, url,
+                           f"HTTP {failure.status}" if isinstance(failure, HttpResponse)
+                           else type(failure).__name__, attempt, retry.max_attempts - 1, delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,163 @@
+"""How a server process starts: its settings, its socket, uvicorn.
+
+``ng_run`` either forks the process (the default: the heavy imports are already loaded, so a
+server is up in milliseconds) and hands it a :class:`LaunchContext` in memory, or spawns
+``python app.py`` with the context in environment variables (``NEMO_GYM_CONFIG_DICT``, the
+resolved config as YAML; ``NEMO_GYM_CONFIG_PATH``, the instance name; ``NEMO_GYM_LISTEN_FD``, an
+inherited listening socket). Either way the listening socket was bound by ``ng_run`` before the
+process started, so no other process can take the port in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from nemo_gym.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from nemo_gym.server.base import SimpleServer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LaunchContext:
+    """What ``ng_run`` gives a server process.
+
+    Attributes:
+        config: the resolved global config (in process memory only; never served).
+        instance_name: which top-level key this process serves.
+        sock: the listening socket bound for it, if any.
+        graceful_shutdown_s: how long in-flight requests may run after a stop signal.
+        extra: role-specific data (the head server's instance table).
+    """
+
+    config: dict[str, Any]
+    instance_name: str
+    sock: socket.socket | None = None
+    graceful_shutdown_s: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_context: LaunchContext | None = None
+
+
+def set_launch_context(context: LaunchContext) -> None:
+    """Set this process's launch context (once, by ``ng_run``'s child setup)."""
+    global _context
+    _context = context
+
+
+def launch_context() -> LaunchContext:
+    """This process's launch context, from ``ng_run`` or from the environment.
+
+    Raises:
+        ConfigError: the process was not started by ``ng_run``.
+    """
+    if _context is not None:
+        return _context
+    raw = os.environ.get("NEMO_GYM_CONFIG_DICT")
+    name = os.environ.get("NEMO_GYM_CONFIG_PATH")
+    if not raw or not name:
+        raise ConfigError(
+            "this server is started by ng_run (e.g. ng_run \"+config_paths=[...]\"); run "
+            "directly it needs NEMO_GYM_CONFIG_DICT and NEMO_GYM_CONFIG_PATH"
+        )
+    fd = os.environ.get("NEMO_GYM_LISTEN_FD")
+    sock = socket.socket(fileno=int(fd)) if fd else None
+    grace = float(os.environ.get("NEMO_GYM_GRACEFUL_SHUTDOWN_S", "30"))
+    set_launch_context(LaunchContext(yaml.safe_load(raw), name, sock, grace))
+    assert _context is not None
+    return _context
+
+
+def instance_settings(config: dict[str, Any], name: str) -> tuple[str, str, dict[str, Any]]:
+    """Return ``(server_type, implementation, settings)`` of the instance ``name``."""
+    entry = config.get(name)
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"no server instance named {name!r} in the config")
+    server_type, impls = next(iter(entry.items()))
+    impl, settings = next(iter(impls.items()))
+    return server_type, impl, dict(settings)
+
+
+def configure_process_logging() -> None:
+    """Log Gym's records to stderr in uvicorn's format (server processes only)."""
+    level = os.environ.get("NEMO_GYM_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class GymUvicornServer(uvicorn.Server):
+        """uvicorn's server, announcing its address also when given an inherited socket."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if sockets is not None and self.started:
+                self._log_started_message(sockets)
+
+    return GymUvicornServer
+
+
+def serve(app: FastAPI, *, host: str, port: int, sock: socket.socket | None,
+          graceful_shutdown_s: float) -> None:
+    """Run ``app`` on uvicorn (uvloop, httptools, no access log) until a stop signal."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+        access_log=False, log_level=os.environ.get("NEMO_GYM_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=int(graceful_shutdown_s) or None, timeout_keep_alive=60,
+        backlog=4096,
+    )
+    server = _server_class()(config)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServer:
+    """Validate this instance's settings against ``cls``'s config model and build it.
+
+    Raises:
+        ConfigError: naming the instance key that does not validate.
+    """
+    from nemo_gym.head.client import ServerClient
+    from nemo_gym.server.http_client import HttpClient
+
+    server_type, impl, settings = instance_settings(context.config, context.instance_name)
+    config_cls = cls.model_fields["config"].annotation
+    assert isinstance(config_cls, type)
+    try:
+        config = config_cls.model_validate({**settings, "name": context.instance_name})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"{err['msg']} (got {err.get('input')!r})",
+            key=f"{context.instance_name}.{server_type}.{impl}.{loc}",
+        ) from None
+    timeout = float(settings.get("request_timeout_s") or 900.0)
+    client = ServerClient(context.config, HttpClient(timeout_s=timeout))
+    return cls(config=config, server_client=client)
+
+
+def run_server(cls: type[SimpleServer]) -> None:
+    """Build the server of this process and serve it until stopped."""
+    configure_process_logging()
+    context = launch_context()
+    server = build_server(cls, context)
+    app = server.setup_webserver()
+    serve(app, host=server.config.host, port=server.config.port, sock=context.sock,
+          graceful_shutdown_s=context.graceful_shutdown_s)

@@ -1,0 +1,233 @@
+"""The ``ng_run`` supervisor: start every server, wait until healthy, watch them, stop in order.
+
+Start-up binds every listening socket first (a taken port is reported before anything starts),
+forks one process per instance and then the head server, and polls each ``/health`` until a
+deadline. A child that exits or does not become healthy in time is named with the tail of its
+log, the others are stopped, and ``ng_run`` exits 1. On Ctrl+C (or SIGTERM) agents are stopped
+first, so that in-flight rollouts can finish against models and resources servers that are still
+up, then models and resources servers, then the head server; each group gets the grace period to
+finish its requests. A second Ctrl+C kills everything at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from nemo_gym.supervisor.children import ChildProcess
+
+logger = logging.getLogger(__name__)
+
+#: Stop order: agents first (their in-flight rollouts still need the others), the head last.
+STOP_ORDER = (("responses_api_agents",), ("responses_api_models", "resources_servers"),
+              ("head_server",))
+
+
+@dataclass
+class SupervisorOptions:
+    """Timing of ``ng_run``."""
+
+    startup_timeout_s: float = 60.0
+    graceful_shutdown_s: float = 30.0
+    echo_logs: bool = True
+
+
+class Supervisor:
+    """Watches the processes ``ng_run`` started (see module docstring)."""
+
+    def __init__(self, children: list[ChildProcess], options: SupervisorOptions,
+                 write: Callable[[str], None]) -> None:
+        self.children = children
+        self.options = options
+        self.write = write
+        self._exited = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._kill_now = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- plumbing -------------------------------------------------------------------------------
+    async def _pump_logs(self, child: ChildProcess) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        pipe = os.fdopen(child.log_fd, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        try:
+            while line := await reader.readline():
+                text = line.decode("utf-8", errors="replace").rstrip("\n")
+                child.tail.append(text)
+                if self.options.echo_logs:
+                    self.write(f"[{child.name}] {text}\n")
+        finally:
+            transport.close()
+
+    def _reap(self, child: ChildProcess) -> bool:
+        if child.exit_code is not None:
+            return True
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            child.exit_code = -1
+            return True
+        if pid == 0:
+            return False
+        child.exit_code = os.waitstatus_to_exitcode(status)
+        return True
+
+    async def _watch_exit(self, child: ChildProcess) -> None:
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        try:
+            pidfd = os.pidfd_open(child.pid)
+        except (AttributeError, OSError):
+            while not self._reap(child):  # no pidfd on this platform: poll for the exit
+                await asyncio.sleep(0.2)
+        else:
+            loop.add_reader(pidfd, exited.set)
+            try:
+                await exited.wait()
+            finally:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+            while not self._reap(child):
+                await asyncio.sleep(0.01)
+        self._exited.set()
+
+    # -- phases ---------------------------------------------------------------------------------
+    async def _wait_healthy(self, session: aiohttp.ClientSession) -> ChildProcess | None:
+        """Return None when all are healthy, else the child that failed or timed out."""
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        pending = list(self.children)
+        while pending:
+            for child in list(pending):
+                if child.exit_code is not None:
+                    return child
+                try:
+                    async with session.get(f"{child.url}/health") as resp:
+                        if resp.status == 200:
+                            pending.remove(child)
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+            if not pending:
+                return None
+            if time.monotonic() > deadline:
+                return pending[0]
+            if self._stop.is_set():
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), 0.05)
+        return None
+
+    def _signal(self, children: list[ChildProcess], sig: int) -> None:
+        for child in children:
+            if child.exit_code is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, sig)
+
+    async def stop_all(self) -> None:
+        """Stop the children group by group, each within the grace period."""
+        for group in STOP_ORDER:
+            members = [c for c in self.children if c.server_type in group]
+            self._signal(members, signal.SIGTERM)
+            deadline = time.monotonic() + self.options.graceful_shutdown_s + 2.0
+            while any(c.exit_code is None for c in members):
+                if self._kill_now or time.monotonic() > deadline:
+                    self._signal(members, signal.SIGKILL)
+                for c in members:
+                    self._reap(c)
+                await asyncio.sleep(0.02)
+
+    def _on_signal(self) -> None:
+        if self._stop.is_set():
+            self._kill_now = True
+            self.write("Second interrupt: killing all servers now.\n")
+            self._signal(self.children, signal.SIGKILL)
+        self._stop.set()
+
+    def _report_failure(self, child: ChildProcess, reason: str) -> None:
+        self.write(f"\nERROR: server {child.label} {reason}.\n")
+        if child.tail:
+            self.write(f"Last {len(child.tail)} log lines of {child.name}:\n")
+            for line in child.tail:
+                self.write(f"    {line}\n")
+        else:
+            self.write(f"{child.name} printed nothing.\n")
+
+    async def run(self, on_ready: Callable[[float], None], started: float) -> int:
+        """Supervise until stopped; return the process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+        self._tasks = [asyncio.create_task(self._pump_logs(c)) for c in self.children]
+        self._tasks += [asyncio.create_task(self._watch_exit(c)) for c in self.children]
+        code = 0
+        try:
+            timeout = aiohttp.ClientTimeout(total=1.0)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                failed = await self._wait_healthy(session)
+            if failed is not None:
+                await asyncio.sleep(0.1)  # let the pipe deliver the child's last words
+                if failed.exit_code is not None:
+                    self._report_failure(failed, f"exited with code {failed.exit_code} during start-up")
+                else:
+                    self._report_failure(failed, "did not answer GET /health within "
+                                         f"{self.options.startup_timeout_s:.0f}s")
+                code = 1
+            elif not self._stop.is_set():
+                on_ready(time.monotonic() - started)
+                stop = asyncio.create_task(self._stop.wait())
+                exited = asyncio.create_task(self._exited.wait())
+                await asyncio.wait({stop, exited}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                exited.cancel()
+                if not self._stop.is_set():
+                    await asyncio.sleep(0.1)
+                    dead = next(c for c in self.children if c.exit_code is not None)
+                    self._report_failure(dead, f"exited unexpectedly with code {dead.exit_code}")
+                    code = 1
+        finally:
+            self.write("Stopping servers: agents first, then models and resources servers, then "
+                       f"the head server (grace period {self.options.graceful_shutdown_s:.0f}s)...\n")
+            await self.stop_all()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.write("All servers stopped.\n" if code == 0 else "")
+        return code
+
+
+def format_table(children: list[ChildProcess], elapsed_s: float) -> str:
+    """The instance table ``ng_run`` prints once everything is healthy."""
+    rows = [("NAME", "TYPE", "IMPLEMENTATION", "URL", "PID")]
+    rows += [(c.name, c.server_type, c.implementation, c.url, str(c.pid)) for c in children]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    bar = "#" * max(len(line) for line in lines)
+    return (f"{bar}\nAll {len(children)} servers healthy in {elapsed_s:.2f}s\n" + "\n".join(lines)
+            + f"\n{bar}\nPress Ctrl+C to stop them. `ng_status` shows their health.\n")
+
+
+def stdout_writer(text: str) -> None:
+    """Write to stdout and flush (ng_run's output is often piped to a log file)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def instance_rows(children: list[ChildProcess]) -> list[dict[str, Any]]:
+    """The head server's instance table."""
+    return [{
+        "name": c.name, "process_name": c.name, "server_type": c.server_type,
+        "implementation": c.implementation, "host": c.host, "port": c.port, "url": c.url,
+        "pid": c.pid, "start_time": c.started_at, "config_path": c.config_path,
+    } for c in children]

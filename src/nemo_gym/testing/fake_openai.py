@@ -1,0 +1,198 @@
+"""A fake OpenAI-compatible endpoint: scripted, zero-latency, for tests and the benchmark.
+
+It stands in for a *remote* API we cannot reach from tests (OpenAI); it never stands in for a
+part of Gym. ``POST /v1/responses`` and ``POST /v1/chat/completions`` answer like a model that
+calls the first offered tool once with a ``city`` found in the user's text, then answers in
+text using the tool's output. Markers in the last user message script failures:
+
+* ``FAKE_HTTP_<code>``: answer with that status (e.g. ``FAKE_HTTP_500``).
+* ``FAKE_SLEEP_<seconds>``: wait before answering.
+* ``FAKE_LOOP``: call the tool on every turn (never finish).
+* ``FAKE_BAD_ARGS``: call the tool with arguments that are not JSON.
+* ``FAKE_UNKNOWN_TOOL``: call a tool that was not offered.
+* ``FAKE_TRUNCATE``: answer ``status: incomplete`` (max_output_tokens).
+
+``--fail-first N --fail-status 429`` answers the first N requests with that status (and a
+``Retry-After: 0``), for retry tests. ``GET /fake/stats`` reports request counts and the
+``Authorization`` headers seen. Run: ``python -m nemo_gym.testing.fake_openai --port 0``; it
+prints ``listening on http://127.0.0.1:<port>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+CITIES = ("San Francisco", "New York", "Paris", "Tokyo", "Berlin", "Sydney", "Toronto", "London")
+_ids = itertools.count()
+
+
+def _city(text: str) -> str:
+    low = text.lower()
+    for city in CITIES:
+        if city.lower() in low:
+            return city
+    return "San Francisco"
+
+
+def _last_user_text(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        if item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content)
+    return ""
+
+
+def _decide(items: list[dict[str, Any]], tools: list[str]) -> tuple[str, Any]:
+    """Return ("call", (name, arguments)) or ("text", text) or ("truncate", "")."""
+    user = _last_user_text(items)
+    last = items[-1] if items else {}
+    outputs = [i for i in items if i.get("type") == "function_call_output"]
+    if "FAKE_TRUNCATE" in user:
+        return "truncate", ""
+    if tools and ("FAKE_LOOP" in user or last.get("type") != "function_call_output"):
+        if "FAKE_BAD_ARGS" in user:
+            return "call", (tools[0], '{"city": ')
+        if "FAKE_UNKNOWN_TOOL" in user:
+            return "call", ("no_such_tool", "{}")
+        return "call", (tools[0], orjson.dumps({"city": _city(user)}).decode())
+    if outputs:
+        return "text", f"Here is what I found: {outputs[-1].get('output')}"
+    return "text", f"You said: {user}"
+
+
+class FakeOpenAI:
+    """The fake endpoint's state (counts, scripted failures)."""
+
+    def __init__(self, fail_first: int = 0, fail_status: int = 429) -> None:
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.requests = 0
+        self.auth: list[str] = []
+
+    async def _preamble(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+        self.requests += 1
+        auth = request.headers.get("Authorization", "")
+        if len(self.auth) < 100:
+            self.auth.append(auth)
+        if self.requests <= self.fail_first:
+            return None, web.json_response({"error": {"message": "scripted failure"}},
+                                           status=self.fail_status, headers={"Retry-After": "0"})
+        body = orjson.loads(await request.read())
+        return body, None
+
+    async def _scripted(self, text: str) -> web.Response | None:
+        if m := re.search(r"FAKE_SLEEP_([0-9.]+)", text):
+            await asyncio.sleep(float(m.group(1)))
+        if m := re.search(r"FAKE_HTTP_(\d{3})", text):
+            return web.json_response({"error": {"message": f"scripted HTTP {m.group(1)}"}},
+                                     status=int(m.group(1)))
+        return None
+
+    async def responses(self, request: web.Request) -> web.Response:
+        body, early = await self._preamble(request)
+        if early is not None:
+            return early
+        assert body is not None
+        items = body.get("input")
+        items = [{"role": "user", "content": items}] if isinstance(items, str) else items
+        if (scripted := await self._scripted(_last_user_text(items))) is not None:
+            return scripted
+        tools = [t["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
+        kind, value = _decide(items, tools)
+        n = next(_ids)
+        status = "completed"
+        if kind == "call":
+            output = [{"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}",
+                       "name": value[0], "arguments": value[1], "status": "completed"}]
+        else:
+            text = "Partial answer" if kind == "truncate" else value
+            status = "incomplete" if kind == "truncate" else "completed"
+            output = [{"type": "message", "id": f"msg_{n}", "role": "assistant",
+                       "status": status, "content": [
+                           {"type": "output_text", "text": text, "annotations": []}]}]
+        resp = {
+            "id": f"resp_{n}", "object": "response", "created_at": time.time(),
+            "model": body.get("model") or "fake", "status": status, "output": output,
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+            "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}},
+        }
+        if kind == "truncate":
+            resp["incomplete_details"] = {"reason": "max_output_tokens"}
+        return web.Response(body=orjson.dumps(resp), content_type="application/json")
+
+    async def chat_completions(self, request: web.Request) -> web.Response:
+        body, early = await self._preamble(request)
+        if early is not None:
+            return early
+        assert body is not None
+        messages = body.get("messages") or []
+        text = _last_user_text(messages)
+        if (scripted := await self._scripted(text)) is not None:
+            return scripted
+        n = next(_ids)
+        resp = {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model") or "fake",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": f"You said: {text}"}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        return web.Response(body=orjson.dumps(resp), content_type="application/json")
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": self.requests, "auth": self.auth})
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/fake/stats", self.stats)
+        return app
+
+
+async def _serve(host: str, port: int, fake: FakeOpenAI) -> None:
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sys.stdout.write(f"listening on http://{host}:{bound}\n")
+    sys.stdout.flush()
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake endpoint until killed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--fail-status", type=int, default=429)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    fake = FakeOpenAI(args.fail_first, args.fail_status)
+    try:
+        asyncio.run(_serve(args.host, args.port, fake))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
