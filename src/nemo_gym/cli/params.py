@@ -8,6 +8,7 @@ text). Only the model's own keys are resolved, so an unrelated unresolvable valu
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -30,14 +31,15 @@ def wants_help(cfg: DictConfig) -> bool:
 def format_help(model: type[BaseModel], command: str) -> str:
     """The ``+h=true`` text: description and one line per parameter."""
     lines = [f"Displaying help for {command}", "", "Description", "-" * 11,
-             (model.__doc__ or "").strip(), "", "Parameters", "-" * 10]
+             inspect.cleandoc(model.__doc__ or ""), "", "Parameters", "-" * 10]
     if not model.model_fields:
         lines.append("There are no arguments to this CLI command!")
     for name, field in model.model_fields.items():
         kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
         kind = kind.replace("typing.", "")
-        default = "required" if field.is_required() else f"default {field.get_default()!r}"
-        lines.append(f"+{name} ({kind}, {default})")
+        default = ("required" if field.is_required()
+                   else f"default {field.get_default(call_default_factory=True)!r}")
+        lines.append(f"+{field.alias or name} ({kind}, {default})")
         if field.description:
             lines.append(f"    {field.description}")
     return "\n".join(lines) + "\n"
@@ -54,7 +56,8 @@ def parse_params(model: type[P], loaded: LoadedConfig, command: str) -> P:
         sys.stdout.write(format_help(model, command))
         sys.exit(0)
     values: dict[str, Any] = {}
-    for name in model.model_fields:
+    for field_name, info in model.model_fields.items():
+        name = info.alias or field_name
         if name not in cfg:
             continue
         try:

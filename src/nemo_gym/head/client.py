@@ -69,8 +69,19 @@ class ServerClient:
     @classmethod
     def load_from_global_config(cls, head_server_config: Mapping[str, Any] | None = None
                                 ) -> ServerClient:
-        """Build a client from the config a running head server serves."""
-        url = head_url({"head_server": dict(head_server_config)} if head_server_config else {})
+        """Build a client from the config a running head server serves.
+
+        Args:
+            head_server_config: ``{host, port}`` of the head server; by default taken from
+                ``env.yaml`` and ``+head_server.port=...`` on the command line, else
+                ``127.0.0.1:11000``.
+        """
+        if head_server_config is None:
+            from nemo_gym.global_config import get_global_config_dict
+
+            head = get_global_config_dict().head_server
+            head_server_config = {"host": head.host, "port": head.port}
+        url = head_url({"head_server": dict(head_server_config)})
         return cls(fetch_global_config(url))
 
     def base_url(self, server_name: str) -> str:

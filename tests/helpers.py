@@ -1,0 +1,164 @@
+"""Helpers shared by the tests: real servers on loopback, and subprocesses read line by line.
+
+Every wait here is on a condition with a deadline, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiohttp import web
+
+from nemo_gym.testing.fake_openai import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WEATHER_CONFIGS = (
+    "resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml,"
+    "responses_api_models/openai_model/configs/openai_model.yaml"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+             ) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Proc:
+    """A subprocess whose merged stdout/stderr is collected line by line in a thread."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None,
+                 cwd: Path = REPO) -> None:
+        self.popen = subprocess.Popen(
+            args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+        self._queue.put(None)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_line(self, needle: str, timeout: float = 60.0) -> str:
+        """Wait until a line containing ``needle`` is printed (fails if the process exits)."""
+
+        def found() -> str | None:
+            for line in self.lines:
+                if needle in line:
+                    return line
+            if self.popen.poll() is not None and not self._thread.is_alive():
+                raise AssertionError(f"process exited ({self.popen.returncode}) before printing "
+                                     f"{needle!r}; output:\n{self.text}")
+            return None
+
+        return str(wait_for(found, timeout, f"{needle!r} in output:\n{self.text}"))
+
+    def wait(self, timeout: float = 60.0) -> int:
+        code = self.popen.wait(timeout)
+        self._thread.join(timeout)
+        return code
+
+    def interrupt(self) -> None:
+        self.popen.send_signal(signal.SIGINT)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(40)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        self._thread.join(10)
+
+
+@contextmanager
+def fake_openai_process(*extra: str) -> Iterator[str]:
+    """Run the fake OpenAI endpoint as a process; yield its ``/v1`` base URL."""
+    proc = Proc([sys.executable, "-m", "nemo_gym.testing.fake_openai", "--port", "0", *extra])
+    try:
+        line = proc.wait_line("listening on", timeout=30)
+        yield line.split("listening on ", 1)[1].strip() + "/v1"
+    finally:
+        proc.popen.kill()
+        proc.wait(10)
+
+
+def ng_run(head_port: int, base_url: str, *extra: str, configs: str = WEATHER_CONFIGS,
+           env: dict[str, str] | None = None) -> Proc:
+    """Start the real ``ng_run`` on the weather environment against ``base_url``."""
+    return Proc([str(BIN / "ng_run"), f"+config_paths=[{configs}]",
+                 f"+head_server.port={head_port}", f"+policy_base_url={base_url}",
+                 "+policy_api_key=sk-test-SECRET-4242", "+policy_model_name=fake-model",
+                 "+graceful_shutdown_s=5", *extra], env=env)
+
+
+@asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn in the running loop on a free port; yield its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise AssertionError("uvicorn did not start")
+        await asyncio.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+@asynccontextmanager
+async def serve_fake_openai(**kwargs: Any) -> AsyncIterator[tuple[str, FakeOpenAI]]:
+    """Serve the fake OpenAI endpoint in the running loop; yield (``/v1`` URL, its state)."""
+    fake = FakeOpenAI(**kwargs)
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/v1", fake
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,116 @@
+"""Outbound HTTP: bounded retries with Retry-After, timeouts, the retry budget; the model
+server's key handling; sessions; the shared error body."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from nemo_gym.core.errors import UpstreamError
+from nemo_gym.head.client import ServerClient
+from nemo_gym.server.base import create_app
+from nemo_gym.server.http_client import HttpClient, RetryBudget, RetryPolicy
+from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
+from tests.helpers import free_port, serve_app, serve_fake_openai
+
+
+async def test_rate_limits_are_retried_then_succeed() -> None:
+    async with serve_fake_openai(fail_first=2, fail_status=429) as (url, fake):
+        client = HttpClient()
+        resp = await client.request("POST", f"{url}/chat/completions",
+                                    json={"messages": [{"role": "user", "content": "hi"}]},
+                                    retry=RetryPolicy(max_attempts=4, backoff_base_s=0.01))
+        await client.close()
+    assert resp.status == 200 and fake.requests == 3
+
+
+async def test_retries_are_bounded_and_last_status_returned() -> None:
+    async with serve_fake_openai(fail_first=100, fail_status=503) as (url, fake):
+        client = HttpClient()
+        resp = await client.request("POST", f"{url}/chat/completions", json={"messages": []},
+                                    retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01))
+        await client.close()
+    assert resp.status == 503 and fake.requests == 3
+
+
+async def test_retry_budget_stops_a_retry_storm() -> None:
+    async with serve_fake_openai(fail_first=1000, fail_status=500) as (url, fake):
+        client = HttpClient(budget=RetryBudget(ratio=0.0, min_retries=2))
+        policy = RetryPolicy(max_attempts=10, backoff_base_s=0.001)
+        for _ in range(3):
+            await client.request("POST", f"{url}/chat/completions", json={}, retry=policy)
+        await client.close()
+    assert fake.requests == 3 + 2  # three calls, two retries in all
+
+
+async def test_connection_refused_fails_fast_with_upstream_error() -> None:
+    client = HttpClient()
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as info:
+        await client.request("GET", f"http://127.0.0.1:{free_port()}/x",
+                             retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01))
+    await client.close()
+    assert info.value.kind == "connection" and time.monotonic() - started < 5
+
+
+async def test_timeout_is_enforced() -> None:
+    async with serve_fake_openai() as (url, _):
+        client = HttpClient()
+        with pytest.raises(UpstreamError) as info:
+            await client.request("POST", f"{url}/chat/completions", timeout_s=0.2, json={
+                "messages": [{"role": "user", "content": "FAKE_SLEEP_3"}]})
+        await client.close()
+    assert info.value.kind == "timeout"
+
+
+async def test_openai_model_sends_key_and_forces_model_name() -> None:
+    async with serve_fake_openai() as (url, fake):
+        server = OpenAIModelServer(
+            config=OpenAIModelConfig(name="policy_model", openai_base_url=url,
+                                     openai_api_key="sk-abc", openai_model="gpt-x"),
+            server_client=ServerClient({}))
+        transport = httpx.ASGITransport(app=server.setup_webserver())
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            resp = await client.post("/v1/responses", json={"input": "hello", "model": "other"})
+        await server.server_client.close()
+    assert resp.status_code == 200
+    assert resp.json()["model"] == "gpt-x"
+    assert fake.auth == ["Bearer sk-abc"]
+    assert "sk-abc" not in repr(server.config)
+
+
+async def test_sessions_follow_header_or_cookie() -> None:
+    app: FastAPI = create_app("s", role="test")
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, str]:
+        return {"id": request.session["session_id"]}
+
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        first = await client.get("/whoami")
+        cookie_id = first.json()["id"]
+        assert first.cookies.get("gym_session") == cookie_id
+        assert (await client.get("/whoami")).json()["id"] == cookie_id  # cookie carried
+        header = await client.get("/whoami", headers={"X-Gym-Session": "rollout-7"})
+        assert header.json()["id"] == "rollout-7"
+        assert "gym_session" not in header.headers.get("set-cookie", "")
+        health = await client.get("/health")
+        assert health.json()["status"] == "ok"
+
+
+async def test_unhandled_exception_becomes_gym_error_body() -> None:
+    app: FastAPI = create_app("tools", role="resources_servers")
+
+    @app.post("/boom")
+    async def boom() -> None:
+        raise KeyError("missing thing")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        resp = await client.post("/boom")
+    assert resp.status_code == 500
+    assert resp.json() == {"error": {"type": "KeyError", "message": "'missing thing'",
+                                     "server": "tools"}}
