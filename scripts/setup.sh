@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create .venv with Python >= 3.12 and install Gym with its dev extra. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  local candidates=(python3.12 python3.13 python3 python)
+  local root
+  if command -v pyenv >/dev/null 2>&1; then
+    root=$(pyenv root)
+    candidates+=("$root"/versions/3.12*/bin/python3 "$root"/versions/3.13*/bin/python3)
+  fi
+  for py in "${candidates[@]}"; do
+    if "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then
+      echo "$py"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  PY=$(find_python) || { echo "error: Gym needs Python >= 3.12 (none found)" >&2; exit 1; }
+  echo "Creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+.venv/bin/python -m uv pip install --quiet --python .venv/bin/python -e '.[dev]'
+echo "Gym is installed in .venv (activate it with: source .venv/bin/activate)"
