@@ -38,8 +38,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
-             ) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -54,11 +55,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 class Proc:
     """A subprocess whose merged stdout/stderr is collected line by line in a thread."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str] | None = None,
-                 cwd: Path = REPO) -> None:
+    def __init__(
+        self, args: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO
+    ) -> None:
         self.popen = subprocess.Popen(
-            args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+            args,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -82,8 +91,10 @@ class Proc:
                 if needle in line:
                     return line
             if self.popen.poll() is not None and not self._thread.is_alive():
-                raise AssertionError(f"process exited ({self.popen.returncode}) before printing "
-                                     f"{needle!r}; output:\n{self.text}")
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}) before printing "
+                    f"{needle!r}; output:\n{self.text}"
+                )
             return None
 
         return str(wait_for(found, timeout, f"{needle!r} in output:\n{self.text}"))
@@ -119,13 +130,27 @@ def fake_openai_process(*extra: str) -> Iterator[str]:
         proc.wait(10)
 
 
-def ng_run(head_port: int, base_url: str, *extra: str, configs: str = WEATHER_CONFIGS,
-           env: dict[str, str] | None = None) -> Proc:
+def ng_run(
+    head_port: int,
+    base_url: str,
+    *extra: str,
+    configs: str = WEATHER_CONFIGS,
+    env: dict[str, str] | None = None,
+) -> Proc:
     """Start the real ``ng_run`` on the weather environment against ``base_url``."""
-    return Proc([str(BIN / "ng_run"), f"+config_paths=[{configs}]",
-                 f"+head_server.port={head_port}", f"+policy_base_url={base_url}",
-                 "+policy_api_key=sk-test-SECRET-4242", "+policy_model_name=fake-model",
-                 "+graceful_shutdown_s=5", *extra], env=env)
+    return Proc(
+        [
+            str(BIN / "ng_run"),
+            f"+config_paths=[{configs}]",
+            f"+head_server.port={head_port}",
+            f"+policy_base_url={base_url}",
+            "+policy_api_key=sk-test-SECRET-4242",
+            "+policy_model_name=fake-model",
+            "+graceful_shutdown_s=5",
+            *extra,
+        ],
+        env=env,
+    )
 
 
 @asynccontextmanager

@@ -61,7 +61,9 @@ class SimpleAgent(SimpleResponsesAPIAgent):
     _seed_lock: asyncio.Lock | None = None
 
     async def responses(
-        self, request: Request, body: NeMoGymResponseCreateParamsNonStreaming = Body(),
+        self,
+        request: Request,
+        body: NeMoGymResponseCreateParamsNonStreaming = Body(),
     ) -> Any:
         params = body.model_dump(mode="json", exclude_unset=True)
         try:
@@ -75,7 +77,8 @@ class SimpleAgent(SimpleResponsesAPIAgent):
         row = orjson.loads(await request.body())
         try:
             params = NeMoGymResponseCreateParamsNonStreaming.model_validate(
-                row.get("responses_create_params")).model_dump(mode="json", exclude_unset=True)
+                row.get("responses_create_params")
+            ).model_dump(mode="json", exclude_unset=True)
         except ValidationError as exc:
             failure = RolloutFailure("invalid_input", f"responses_create_params: {exc}")
             return JSONResponseBytes(orjson.dumps(failed_row(row, failure, started)))
@@ -98,7 +101,9 @@ class SimpleAgent(SimpleResponsesAPIAgent):
         initial = params.get("input")
         if isinstance(initial, str):
             initial = [{"role": "user", "content": initial}]
-        tool_names = {t.get("name") for t in params.get("tools") or () if t.get("type") == "function"}
+        tool_names = {
+            t.get("name") for t in params.get("tools") or () if t.get("type") == "function"
+        }
         outputs: list[dict[str, Any]] = []
         response: dict[str, Any] = {}
         stop = "max_steps"
@@ -108,20 +113,40 @@ class SimpleAgent(SimpleResponsesAPIAgent):
             request = {**params, "input": [*initial, *outputs]}
             try:
                 resp = await self.server_client.post(
-                    model, "/v1/responses", json=request, headers=headers,
-                    timeout_s=self.config.model_timeout_s)
+                    model,
+                    "/v1/responses",
+                    json=request,
+                    headers=headers,
+                    timeout_s=self.config.model_timeout_s,
+                )
             except UpstreamError as exc:
-                raise RolloutFailure(exc.kind if exc.kind == "timeout" else "model_error",
-                                     str(exc), step=step, partial=response, outputs=outputs) from None
+                raise RolloutFailure(
+                    exc.kind if exc.kind == "timeout" else "model_error",
+                    str(exc),
+                    step=step,
+                    partial=response,
+                    outputs=outputs,
+                ) from None
             if not resp.ok:
-                raise RolloutFailure("model_error", _error_text(resp.status, resp.body), step=step,
-                                     partial=response, outputs=outputs)
+                raise RolloutFailure(
+                    "model_error",
+                    _error_text(resp.status, resp.body),
+                    step=step,
+                    partial=response,
+                    outputs=outputs,
+                )
             try:
                 response = NeMoGymResponse.model_validate(resp.json_sync()).model_dump(
-                    mode="json", exclude_unset=True)
+                    mode="json", exclude_unset=True
+                )
             except (ValidationError, orjson.JSONDecodeError) as exc:
-                raise RolloutFailure("model_error", f"invalid response from model server: {exc}",
-                                     step=step, partial=response, outputs=outputs) from None
+                raise RolloutFailure(
+                    "model_error",
+                    f"invalid response from model server: {exc}",
+                    step=step,
+                    partial=response,
+                    outputs=outputs,
+                ) from None
             output = response.get("output") or []
             outputs.extend(output)
             calls = [item for item in output if item.get("type") == "function_call"]
@@ -138,13 +163,20 @@ class SimpleAgent(SimpleResponsesAPIAgent):
         response["output"] = outputs
         return Trajectory(response, stop, step)
 
-    async def _call_tool(self, call: dict[str, Any], tool_names: set[Any],
-                         headers: dict[str, str], step: int,
-                         outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _call_tool(
+        self,
+        call: dict[str, Any],
+        tool_names: set[Any],
+        headers: dict[str, str],
+        step: int,
+        outputs: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         name = call.get("name") or ""
         result: str
         if name not in tool_names:
-            result = _tool_error(f"unknown tool {name!r}; available: {sorted(map(str, tool_names))}")
+            result = _tool_error(
+                f"unknown tool {name!r}; available: {sorted(map(str, tool_names))}"
+            )
         else:
             try:
                 args = orjson.loads(call.get("arguments") or "{}")
@@ -155,11 +187,16 @@ class SimpleAgent(SimpleResponsesAPIAgent):
             if args is not None:
                 try:
                     resp = await self.server_client.post(
-                        self.config.resources_server.name, "/" + quote(name, safe=""),
-                        json=args, headers=headers, timeout_s=self.config.tool_timeout_s)
+                        self.config.resources_server.name,
+                        "/" + quote(name, safe=""),
+                        json=args,
+                        headers=headers,
+                        timeout_s=self.config.tool_timeout_s,
+                    )
                 except UpstreamError as exc:
-                    raise RolloutFailure("tool_error", f"tool {name!r}: {exc}", step=step,
-                                         outputs=outputs) from None
+                    raise RolloutFailure(
+                        "tool_error", f"tool {name!r}: {exc}", step=step, outputs=outputs
+                    ) from None
                 result = resp.body.decode("utf-8", errors="replace")
         return {"type": "function_call_output", "call_id": call.get("call_id"), "output": result}
 
@@ -171,35 +208,48 @@ class SimpleAgent(SimpleResponsesAPIAgent):
                 if self._seed_needed is None:
                     try:
                         caps = await self.server_client.get(resources, "/capabilities")
-                        self._seed_needed = not caps.ok or bool(caps.json_sync().get("seed_session"))
+                        self._seed_needed = not caps.ok or bool(
+                            caps.json_sync().get("seed_session")
+                        )
                     except UpstreamError:
                         self._seed_needed = True
         if not self._seed_needed:
             return
         try:
-            resp = await self.server_client.post(resources, "/seed_session", json=row,
-                                                 headers={SESSION_HEADER: session},
-                                                 timeout_s=self.config.tool_timeout_s)
+            resp = await self.server_client.post(
+                resources,
+                "/seed_session",
+                json=row,
+                headers={SESSION_HEADER: session},
+                timeout_s=self.config.tool_timeout_s,
+            )
         except UpstreamError as exc:
             raise RolloutFailure("seed_error", str(exc)) from None
         if not resp.ok:
             raise RolloutFailure("seed_error", _error_text(resp.status, resp.body))
 
-    async def _verify(self, row: dict[str, Any], response: dict[str, Any],
-                      session: str) -> dict[str, Any]:
+    async def _verify(
+        self, row: dict[str, Any], response: dict[str, Any], session: str
+    ) -> dict[str, Any]:
         try:
             resp = await self.server_client.post(
-                self.config.resources_server.name, "/verify", json={**row, "response": response},
-                headers={SESSION_HEADER: session}, timeout_s=self.config.verify_timeout_s)
+                self.config.resources_server.name,
+                "/verify",
+                json={**row, "response": response},
+                headers={SESSION_HEADER: session},
+                timeout_s=self.config.verify_timeout_s,
+            )
         except UpstreamError as exc:
             raise RolloutFailure("verifier_error", str(exc), partial=response) from None
         if not resp.ok:
-            raise RolloutFailure("verifier_error", _error_text(resp.status, resp.body),
-                                 partial=response)
+            raise RolloutFailure(
+                "verifier_error", _error_text(resp.status, resp.body), partial=response
+            )
         result = resp.json_sync()
         if not isinstance(result, dict) or not isinstance(result.get("reward"), (int, float)):
-            raise RolloutFailure("verifier_error", "verify answered without a numeric reward",
-                                 partial=response)
+            raise RolloutFailure(
+                "verifier_error", "verify answered without a numeric reward", partial=response
+            )
         return result
 
 

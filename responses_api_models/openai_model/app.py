@@ -1,4 +1,4 @@
-"""openai_model: a Responses API pass-through to OpenAI (or any endpoint that serves ``/responses``).
+"""openai_model: a Responses API pass-through to OpenAI (or any endpoint serving ``/responses``).
 
 Requests are forwarded to ``{openai_base_url}/responses`` with ``openai_api_key`` and the model
 forced to ``openai_model``. Rate limits (429) and server errors (5xx) are retried with jittered
@@ -45,20 +45,31 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
 
     async def _forward(self, path: str, payload: dict[str, Any]) -> HttpResponse:
         headers = {"Authorization": f"Bearer {self.config.openai_api_key.get_secret_value()}"}
-        retry = RetryPolicy(max_attempts=self.config.max_attempts, backoff_base_s=0.5,
-                            backoff_max_s=60.0)
+        retry = RetryPolicy(
+            max_attempts=self.config.max_attempts, backoff_base_s=0.5, backoff_max_s=60.0
+        )
         try:
             resp = await self.server_client.http.request(
-                "POST", self._url(path), json=payload, headers=headers,
-                timeout_s=self.config.request_timeout_s, retry=retry)
+                "POST",
+                self._url(path),
+                json=payload,
+                headers=headers,
+                timeout_s=self.config.request_timeout_s,
+                retry=retry,
+            )
         except UpstreamError as exc:
-            raise HTTPException(status_code=504 if exc.kind == "timeout" else 502,
-                                detail=str(exc)) from None
+            raise HTTPException(
+                status_code=504 if exc.kind == "timeout" else 502, detail=str(exc)
+            ) from None
         if not resp.ok:
             status = resp.status if 400 <= resp.status < 500 else 502
-            raise HTTPException(status_code=status, detail=(
-                f"upstream {self._url(path)} answered HTTP {resp.status}: "
-                f"{resp.body[:2000].decode(errors='replace')}"))
+            raise HTTPException(
+                status_code=status,
+                detail=(
+                    f"upstream {self._url(path)} answered HTTP {resp.status}: "
+                    f"{resp.body[:2000].decode(errors='replace')}"
+                ),
+            )
         return resp
 
     async def responses(self, body: NeMoGymResponseCreateParamsNonStreaming = Body()) -> Any:
@@ -68,12 +79,14 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
         try:
             response = NeMoGymResponse.model_validate(resp.json_sync())
         except (ValueError, orjson.JSONDecodeError) as exc:
-            raise HTTPException(status_code=502, detail=f"upstream sent an invalid response: {exc}"
-                                ) from None
+            raise HTTPException(
+                status_code=502, detail=f"upstream sent an invalid response: {exc}"
+            ) from None
         return JSONResponseBytes(response.model_dump_json(exclude_unset=True))
 
     async def chat_completions(
-        self, body: NeMoGymChatCompletionCreateParamsNonStreaming = Body(),
+        self,
+        body: NeMoGymChatCompletionCreateParamsNonStreaming = Body(),
     ) -> Any:
         payload = body.model_dump(mode="json", exclude_unset=True)
         payload["model"] = self.config.openai_model

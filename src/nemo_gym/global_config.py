@@ -7,6 +7,7 @@ config with :func:`nemo_gym.config.load_config` and pass it down instead.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -21,7 +22,7 @@ def get_global_config_dict(argv: list[str] | None = None) -> DictConfig:
     """Return the merged config (interpolations resolve on access)."""
     from nemo_gym.server import launch
 
-    if launch._context is not None or launch.os.environ.get("NEMO_GYM_CONFIG_DICT"):
+    if launch._context is not None or os.environ.get("NEMO_GYM_CONFIG_DICT"):
         return OmegaConf.create(launch.launch_context().config)
     if argv is None:
         argv = [a for a in sys.argv[1:] if a.startswith("+") or "=" in a]

@@ -66,25 +66,33 @@ def test_secrets_never_leave_the_process(running: tuple[Proc, int]) -> None:
     assert "openai_api_key: '***REDACTED***'" in served or "***REDACTED***" in served
     assert SECRET not in served
     assert SECRET not in proc.text
-    dump = Proc([str(BIN / "ng_dump_config"),
-                 "+config_paths=[responses_api_models/openai_model/configs/openai_model.yaml]",
-                 "+policy_base_url=http://x/v1", f"+policy_api_key={SECRET}",
-                 "+policy_model_name=m"])
+    dump = Proc(
+        [
+            str(BIN / "ng_dump_config"),
+            "+config_paths=[responses_api_models/openai_model/configs/openai_model.yaml]",
+            "+policy_base_url=http://x/v1",
+            f"+policy_api_key={SECRET}",
+            "+policy_model_name=m",
+        ]
+    )
     assert dump.wait() == 0
     assert "openai_api_key: '***REDACTED***'" in dump.text and SECRET not in dump.text
 
 
 def test_client_py_prints_the_tool_call_and_answer(running: tuple[Proc, int]) -> None:
     _, port = running
-    client = Proc([sys.executable, "responses_api_agents/simple_agent/client.py",
-                   f"+head_server.port={port}"])
+    client = Proc(
+        [sys.executable, "responses_api_agents/simple_agent/client.py", f"+head_server.port={port}"]
+    )
     assert client.wait() == 0, client.text
     items = json.loads(client.text)
     assert [i["type"] for i in items] == ["function_call", "function_call_output", "message"]
     assert items[0]["name"] == "get_weather"
     assert json.loads(items[0]["arguments"]) == {"city": "San Francisco"}
-    assert json.loads(items[1]["output"])["weather_description"] == \
-        "The weather in San Francisco is cold."
+    assert (
+        json.loads(items[1]["output"])["weather_description"]
+        == "The weather in San Francisco is cold."
+    )
     assert items[2]["role"] == "assistant"
 
 
@@ -99,9 +107,17 @@ def test_ng_status_reports_every_server_healthy(running: tuple[Proc, int]) -> No
 def test_collect_rollouts_as_in_the_guide(running: tuple[Proc, int], tmp_path: Path) -> None:
     _, port = running
     out = tmp_path / "results" / "my_first_rollouts.jsonl"
-    collect = Proc([str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}",
-                    f"+input_jsonl_fpath={DATA}", f"+output_jsonl_fpath={out}", "+limit=5",
-                    "+num_repeats=2", f"+head_server.port={port}"])
+    collect = Proc(
+        [
+            str(BIN / "ng_collect_rollouts"),
+            f"+agent_name={AGENT}",
+            f"+input_jsonl_fpath={DATA}",
+            f"+output_jsonl_fpath={out}",
+            "+limit=5",
+            "+num_repeats=2",
+            f"+head_server.port={port}",
+        ]
+    )
     assert collect.wait() == 0, collect.text
     assert "Found 10 rows!" in collect.lines
     assert "Repeating rows from 5 to 10!" in collect.lines
@@ -110,7 +126,8 @@ def test_collect_rollouts_as_in_the_guide(running: tuple[Proc, int], tmp_path: P
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 10
     assert sorted((r["_ng_task_index"], r["_ng_repeat_index"]) for r in rows) == [
-        (t, k) for t in range(5) for k in range(2)]
+        (t, k) for t in range(5) for k in range(2)
+    ]
     for row in rows:
         assert row["_ng_status"] == "completed" and row["reward"] == 1.0
         assert set(row) >= {"responses_create_params", "response", "reward"}
@@ -119,38 +136,58 @@ def test_collect_rollouts_as_in_the_guide(running: tuple[Proc, int], tmp_path: P
 
 def test_unknown_agent_is_a_clear_error(running: tuple[Proc, int], tmp_path: Path) -> None:
     _, port = running
-    collect = Proc([str(BIN / "ng_collect_rollouts"), "+agent_name=nope",
-                    f"+input_jsonl_fpath={DATA}", f"+output_jsonl_fpath={tmp_path / 'o.jsonl'}",
-                    f"+head_server.port={port}"])
+    collect = Proc(
+        [
+            str(BIN / "ng_collect_rollouts"),
+            "+agent_name=nope",
+            f"+input_jsonl_fpath={DATA}",
+            f"+output_jsonl_fpath={tmp_path / 'o.jsonl'}",
+            f"+head_server.port={port}",
+        ]
+    )
     assert collect.wait() != 0
     assert "no server instance named 'nope'" in collect.text and AGENT in collect.text
 
 
-def test_malformed_input_line_stops_before_any_work(running: tuple[Proc, int],
-                                                    tmp_path: Path) -> None:
+def test_malformed_input_line_stops_before_any_work(
+    running: tuple[Proc, int], tmp_path: Path
+) -> None:
     _, port = running
     bad = tmp_path / "bad.jsonl"
     good = Path(REPO / DATA).read_text().splitlines()[0]
     bad.write_text(f"{good}\n{good}\n{{oops\n")
     out = tmp_path / "o.jsonl"
-    collect = Proc([str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}",
-                    f"+input_jsonl_fpath={bad}", f"+output_jsonl_fpath={out}",
-                    f"+head_server.port={port}"])
+    collect = Proc(
+        [
+            str(BIN / "ng_collect_rollouts"),
+            f"+agent_name={AGENT}",
+            f"+input_jsonl_fpath={bad}",
+            f"+output_jsonl_fpath={out}",
+            f"+head_server.port={port}",
+        ]
+    )
     assert collect.wait() == 1
     assert f"{bad}:3: not valid JSON" in collect.text
     assert not out.exists()
 
 
 def test_ctrl_c_during_collection_leaves_only_whole_lines_and_resume_finishes(
-        running: tuple[Proc, int], tmp_path: Path) -> None:
+    running: tuple[Proc, int], tmp_path: Path
+) -> None:
     _, port = running
     slow = tmp_path / "slow.jsonl"
     row = json.loads(Path(REPO / DATA).read_text().splitlines()[0])
     row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 weather in Paris"
     slow.write_text("".join(json.dumps(row) + "\n" for _ in range(30)))
     out = tmp_path / "out.jsonl"
-    args = [str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}", f"+input_jsonl_fpath={slow}",
-            f"+output_jsonl_fpath={out}", "+num_samples_in_parallel=3", f"+head_server.port={port}"]
+    args = [
+        str(BIN / "ng_collect_rollouts"),
+        f"+agent_name={AGENT}",
+        f"+input_jsonl_fpath={slow}",
+        f"+output_jsonl_fpath={out}",
+        "+num_samples_in_parallel=3",
+        f"+head_server.port={port}",
+    ]
     collect = Proc(args)
     wait_for(lambda: out.exists() and out.read_text().count("\n") >= 3, 30, "a few rows written")
     collect.interrupt()
@@ -188,7 +225,9 @@ def test_a_server_that_dies_later_stops_the_run(base_url: str) -> None:
     victim = next(r for r in rows if r["name"] == "policy_model")
     os.kill(victim["pid"], signal.SIGKILL)
     assert proc.wait(60) == 1
-    assert "server policy_model (responses_api_models/openai_model) exited unexpectedly" in proc.text
+    assert (
+        "server policy_model (responses_api_models/openai_model) exited unexpectedly" in proc.text
+    )
 
 
 def test_spawn_mode_runs_the_same_servers(base_url: str, tmp_path: Path) -> None:
@@ -197,9 +236,16 @@ def test_spawn_mode_runs_the_same_servers(base_url: str, tmp_path: Path) -> None
     try:
         proc.wait_line("servers healthy in", timeout=90)
         out = tmp_path / "o.jsonl"
-        collect = Proc([str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}",
-                        f"+input_jsonl_fpath={DATA}", f"+output_jsonl_fpath={out}", "+limit=2",
-                        f"+head_server.port={port}"])
+        collect = Proc(
+            [
+                str(BIN / "ng_collect_rollouts"),
+                f"+agent_name={AGENT}",
+                f"+input_jsonl_fpath={DATA}",
+                f"+output_jsonl_fpath={out}",
+                "+limit=2",
+                f"+head_server.port={port}",
+            ]
+        )
         assert collect.wait() == 0, collect.text
         assert len(out.read_text().splitlines()) == 2
     finally:

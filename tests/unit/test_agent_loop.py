@@ -61,31 +61,60 @@ def _entry(kind: str, impl: str, url: str) -> dict[str, Any]:
 async def run_row() -> AsyncIterator[RunRow]:
     async with serve_fake_openai() as (base_url, _fake):
         model = OpenAIModelServer(
-            config=OpenAIModelConfig(name="policy_model", openai_base_url=base_url,
-                                     openai_api_key="sk-x", openai_model="fake"),
-            server_client=ServerClient({}))
-        resources = TestResourcesServer(config=ExampleSingleToolCallConfig(name="weather"),
-                                        server_client=ServerClient({}))
-        async with serve_app(model.setup_webserver()) as model_url, \
-                serve_app(resources.setup_webserver()) as resources_url:
-            config = {"policy_model": _entry("responses_api_models", "openai_model", model_url),
-                      "weather": _entry("resources_servers", "weather", resources_url)}
+            config=OpenAIModelConfig(
+                name="policy_model",
+                openai_base_url=base_url,
+                openai_api_key="sk-x",
+                openai_model="fake",
+            ),
+            server_client=ServerClient({}),
+        )
+        resources = TestResourcesServer(
+            config=ExampleSingleToolCallConfig(name="weather"), server_client=ServerClient({})
+        )
+        async with (
+            serve_app(model.setup_webserver()) as model_url,
+            serve_app(resources.setup_webserver()) as resources_url,
+        ):
+            config = {
+                "policy_model": _entry("responses_api_models", "openai_model", model_url),
+                "weather": _entry("resources_servers", "weather", resources_url),
+            }
             agent = SimpleAgent(
                 config=SimpleAgentConfig(
-                    name="agent", max_steps=3,
+                    name="agent",
+                    max_steps=3,
                     resources_server={"type": "resources_servers", "name": "weather"},
-                    model_server={"type": "responses_api_models", "name": "policy_model"}),
-                server_client=ServerClient(config))
+                    model_server={"type": "responses_api_models", "name": "policy_model"},
+                ),
+                server_client=ServerClient(config),
+            )
             transport = httpx.ASGITransport(app=agent.setup_webserver())
             async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
 
-                async def run(text: str, tools: tuple[str, ...] = ("get_weather",),
-                              raw: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-                    row = raw or {"responses_create_params": {
-                        "input": [{"role": "user", "content": text}],
-                        "tools": [{"type": "function", "name": t, "parameters": {
-                            "type": "object", "properties": {"city": {"type": "string"}}}}
-                            for t in tools]}, **extra}
+                async def run(
+                    text: str,
+                    tools: tuple[str, ...] = ("get_weather",),
+                    raw: dict[str, Any] | None = None,
+                    **extra: Any,
+                ) -> dict[str, Any]:
+                    row = raw or {
+                        "responses_create_params": {
+                            "input": [{"role": "user", "content": text}],
+                            "tools": [
+                                {
+                                    "type": "function",
+                                    "name": t,
+                                    "parameters": {
+                                        "type": "object",
+                                        "properties": {"city": {"type": "string"}},
+                                    },
+                                }
+                                for t in tools
+                            ],
+                        },
+                        **extra,
+                    }
                     resp = await client.post("/run", json=row)
                     assert resp.status_code == 200, resp.text
                     return orjson.loads(resp.content)
@@ -137,8 +166,11 @@ async def test_unknown_tool_is_refused_not_routed(run_row: RunRow) -> None:
 async def test_tool_exception_becomes_error_body_for_the_model(run_row: RunRow) -> None:
     row = await run_row("use the tool", tools=("explode",))
     body = orjson.loads(row["response"]["output"][1]["output"])
-    assert body["error"] == {"type": "RuntimeError", "message": "the tool blew up",
-                             "server": "weather"}
+    assert body["error"] == {
+        "type": "RuntimeError",
+        "message": "the tool blew up",
+        "server": "weather",
+    }
     assert row["_ng_status"] == "completed"
 
 

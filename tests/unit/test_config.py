@@ -44,8 +44,9 @@ def test_files_env_yaml_and_cli_merge_in_order(tmp_path: Path) -> None:
     assert loaded.sources["x"] == "c.yaml" and loaded.sources["z"] == "command line"
 
 
-def test_relative_paths_resolve_against_root_not_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                      ) -> None:
+def test_relative_paths_resolve_against_root_not_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, "configs/a.yaml", {"x": 1})
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -55,9 +56,12 @@ def test_relative_paths_resolve_against_root_not_cwd(tmp_path: Path, monkeypatch
 
 
 def test_cli_values_lists_null_and_dotted_keys(tmp_path: Path) -> None:
-    cfg = resolve_config(load_config(
-        ["+a.b.c=5", "+l=[1,two,3.5]", "+n=null", "+s=gpt-4.1-2025-04-14", "plain=7"],
-        root=tmp_path))
+    cfg = resolve_config(
+        load_config(
+            ["+a.b.c=5", "+l=[1,two,3.5]", "+n=null", "+s=gpt-4.1-2025-04-14", "plain=7"],
+            root=tmp_path,
+        )
+    )
     assert cfg["a"] == {"b": {"c": 5}}
     assert cfg["l"] == [1, "two", 3.5]
     assert cfg["n"] is None
@@ -70,8 +74,9 @@ def test_unparseable_cli_argument_is_named(tmp_path: Path) -> None:
         load_config(["garbage"], root=tmp_path)
 
 
-def test_interpolation_reads_config_then_environment(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interpolation_reads_config_then_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     write(tmp_path, "env.yaml", "policy_api_key: ${OPENAI_API_KEY}\nbase: http://x\n")
     write(tmp_path, "m.yaml", {"model": {"key": "${policy_api_key}", "url": "${base}/v1"}})
@@ -113,15 +118,22 @@ def _instances(tmp_path: Path, data: dict[str, object]) -> list[object]:
 def test_valid_instances_are_parsed(tmp_path: Path) -> None:
     make_impl(tmp_path, "resources_servers", "weather")
     make_impl(tmp_path, "responses_api_agents", "simple_agent")
-    found = _instances(tmp_path, {
-        "weather": instance("resources_servers", "weather", domain="agent"),
-        "agent": instance("responses_api_agents", "simple_agent",
-                          resources_server={"type": "resources_servers", "name": "weather"}),
-        "not_a_server": {"some": "setting"},
-    })
+    found = _instances(
+        tmp_path,
+        {
+            "weather": instance("resources_servers", "weather", domain="agent"),
+            "agent": instance(
+                "responses_api_agents",
+                "simple_agent",
+                resources_server={"type": "resources_servers", "name": "weather"},
+            ),
+            "not_a_server": {"some": "setting"},
+        },
+    )
     assert [(i.name, i.server_type, i.impl) for i in found] == [  # type: ignore[attr-defined]
-        ("weather", "resources_servers", "weather"), ("agent", "responses_api_agents",
-                                                      "simple_agent")]
+        ("weather", "resources_servers", "weather"),
+        ("agent", "responses_api_agents", "simple_agent"),
+    ]
 
 
 def test_unknown_server_type_names_file_line_and_suggests(tmp_path: Path) -> None:
@@ -133,7 +145,9 @@ def test_unknown_server_type_names_file_line_and_suggests(tmp_path: Path) -> Non
 
 
 def test_missing_entrypoint_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"weather.resources_servers.weather: missing `entrypoint`"):
+    with pytest.raises(
+        ConfigError, match=r"weather.resources_servers.weather: missing `entrypoint`"
+    ):
         _instances(tmp_path, {"weather": {"resources_servers": {"weather": {"domain": "agent"}}}})
 
 
@@ -146,9 +160,16 @@ def test_wrong_type_is_named(tmp_path: Path) -> None:
 def test_reference_to_missing_instance_is_named(tmp_path: Path) -> None:
     make_impl(tmp_path, "responses_api_agents", "simple_agent")
     with pytest.raises(ConfigError) as info:
-        _instances(tmp_path, {"agent": instance(
-            "responses_api_agents", "simple_agent",
-            model_server={"type": "responses_api_models", "name": "policy_modle"})})
+        _instances(
+            tmp_path,
+            {
+                "agent": instance(
+                    "responses_api_agents",
+                    "simple_agent",
+                    model_server={"type": "responses_api_models", "name": "policy_modle"},
+                )
+            },
+        )
     message = str(info.value)
     assert "agent.responses_api_agents.simple_agent.model_server.name" in message
     assert "'policy_modle', which is not defined" in message
@@ -161,12 +182,18 @@ def test_missing_implementation_folder_is_named(tmp_path: Path) -> None:
 
 
 def test_redact_hides_secret_keys_and_their_copies() -> None:
-    cfg = {"policy_api_key": "sk-1", "nested": {"openai_api_key": "sk-1", "auth_token": "t",
-                                                "copy": "sk-1", "url": "http://x"},
-           "items": [{"password": "p"}]}
+    cfg = {
+        "policy_api_key": "sk-1",
+        "nested": {"openai_api_key": "sk-1", "auth_token": "t", "copy": "sk-1", "url": "http://x"},
+        "items": [{"password": "p"}],
+    }
     out = redact(cfg)
     assert out["policy_api_key"] == REDACTED
-    assert out["nested"] == {"openai_api_key": REDACTED, "auth_token": REDACTED, "copy": REDACTED,
-                             "url": "http://x"}
+    assert out["nested"] == {
+        "openai_api_key": REDACTED,
+        "auth_token": REDACTED,
+        "copy": REDACTED,
+        "url": "http://x",
+    }
     assert out["items"] == [{"password": REDACTED}]
     assert "sk-1" not in repr(out)

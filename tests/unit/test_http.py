@@ -20,9 +20,12 @@ from tests.helpers import free_port, serve_app, serve_fake_openai
 async def test_rate_limits_are_retried_then_succeed() -> None:
     async with serve_fake_openai(fail_first=2, fail_status=429) as (url, fake):
         client = HttpClient()
-        resp = await client.request("POST", f"{url}/chat/completions",
-                                    json={"messages": [{"role": "user", "content": "hi"}]},
-                                    retry=RetryPolicy(max_attempts=4, backoff_base_s=0.01))
+        resp = await client.request(
+            "POST",
+            f"{url}/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}]},
+            retry=RetryPolicy(max_attempts=4, backoff_base_s=0.01),
+        )
         await client.close()
     assert resp.status == 200 and fake.requests == 3
 
@@ -30,8 +33,12 @@ async def test_rate_limits_are_retried_then_succeed() -> None:
 async def test_retries_are_bounded_and_last_status_returned() -> None:
     async with serve_fake_openai(fail_first=100, fail_status=503) as (url, fake):
         client = HttpClient()
-        resp = await client.request("POST", f"{url}/chat/completions", json={"messages": []},
-                                    retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01))
+        resp = await client.request(
+            "POST",
+            f"{url}/chat/completions",
+            json={"messages": []},
+            retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01),
+        )
         await client.close()
     assert resp.status == 503 and fake.requests == 3
 
@@ -50,8 +57,11 @@ async def test_connection_refused_fails_fast_with_upstream_error() -> None:
     client = HttpClient()
     started = time.monotonic()
     with pytest.raises(UpstreamError) as info:
-        await client.request("GET", f"http://127.0.0.1:{free_port()}/x",
-                             retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01))
+        await client.request(
+            "GET",
+            f"http://127.0.0.1:{free_port()}/x",
+            retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01),
+        )
     await client.close()
     assert info.value.kind == "connection" and time.monotonic() - started < 5
 
@@ -60,8 +70,12 @@ async def test_timeout_is_enforced() -> None:
     async with serve_fake_openai() as (url, _):
         client = HttpClient()
         with pytest.raises(UpstreamError) as info:
-            await client.request("POST", f"{url}/chat/completions", timeout_s=0.2, json={
-                "messages": [{"role": "user", "content": "FAKE_SLEEP_3"}]})
+            await client.request(
+                "POST",
+                f"{url}/chat/completions",
+                timeout_s=0.2,
+                json={"messages": [{"role": "user", "content": "FAKE_SLEEP_3"}]},
+            )
         await client.close()
     assert info.value.kind == "timeout"
 
@@ -69,9 +83,14 @@ async def test_timeout_is_enforced() -> None:
 async def test_openai_model_sends_key_and_forces_model_name() -> None:
     async with serve_fake_openai() as (url, fake):
         server = OpenAIModelServer(
-            config=OpenAIModelConfig(name="policy_model", openai_base_url=url,
-                                     openai_api_key="sk-abc", openai_model="gpt-x"),
-            server_client=ServerClient({}))
+            config=OpenAIModelConfig(
+                name="policy_model",
+                openai_base_url=url,
+                openai_api_key="sk-abc",
+                openai_model="gpt-x",
+            ),
+            server_client=ServerClient({}),
+        )
         transport = httpx.ASGITransport(app=server.setup_webserver())
         async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
             resp = await client.post("/v1/responses", json={"input": "hello", "model": "other"})
@@ -112,5 +131,6 @@ async def test_unhandled_exception_becomes_gym_error_body() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         resp = await client.post("/boom")
     assert resp.status_code == 500
-    assert resp.json() == {"error": {"type": "KeyError", "message": "'missing thing'",
-                                     "server": "tools"}}
+    assert resp.json() == {
+        "error": {"type": "KeyError", "message": "'missing thing'", "server": "tools"}
+    }

@@ -33,22 +33,41 @@ class CollectParams(BaseModel):
     Prints the average of every numeric field over the scored rows, and counts failed rows
     separately (they are written, with _ng_status "failed", never averaged in as 0)."""
 
-    agent_name: str = Field(description="Instance name of the agent to run, e.g. "
-                            "example_single_tool_call_simple_agent.")
-    input_jsonl_fpath: str = Field(description="Input tasks: one JSON object per line with "
-                                   "responses_create_params (and any fields the verifier needs).")
+    agent_name: str = Field(
+        description="Instance name of the agent to run, e.g. example_single_tool_call_simple_agent."
+    )
+    input_jsonl_fpath: str = Field(
+        description="Input tasks: one JSON object per line with "
+        "responses_create_params (and any fields the verifier needs)."
+    )
     output_jsonl_fpath: str = Field(description="Where rollouts are appended (created if missing).")
-    limit: int | None = Field(default=None, ge=0, description="Use only the first N rows (0 or "
-                              "null: all).")
-    num_repeats: int | None = Field(default=None, ge=1, description="Rollouts per row, in the "
-                                    "order aabbcc (for mean@k / pass@k).")
-    num_samples_in_parallel: int | None = Field(default=None, ge=1, description=(
-        f"Rollouts in flight at once (default {DEFAULT_PARALLEL}); lower it on HTTP 429."))
-    responses_create_params: dict[str, Any] = Field(default_factory=dict, description=(
-        "Overrides merged into every row's responses_create_params, e.g. "
-        "+responses_create_params.temperature=0.5."))
-    resume: bool = Field(default=False, description="Run only the (row, repeat) pairs missing "
-                         "from the output file; refuses a file made from other input or config.")
+    limit: int | None = Field(
+        default=None, ge=0, description="Use only the first N rows (0 or null: all)."
+    )
+    num_repeats: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rollouts per row, in the order aabbcc (for mean@k / pass@k).",
+    )
+    num_samples_in_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            f"Rollouts in flight at once (default {DEFAULT_PARALLEL}); lower it on HTTP 429."
+        ),
+    )
+    responses_create_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Overrides merged into every row's responses_create_params, e.g. "
+            "+responses_create_params.temperature=0.5."
+        ),
+    )
+    resume: bool = Field(
+        default=False,
+        description="Run only the (row, repeat) pairs missing "
+        "from the output file; refuses a file made from other input or config.",
+    )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
 
 
@@ -58,8 +77,9 @@ def main() -> int:
     repeats = params.num_repeats or 1
     input_path = Path(params.input_jsonl_fpath)
     output_path = Path(params.output_jsonl_fpath)
-    rows = read_rows(input_path, limit=params.limit or None,
-                     overrides=params.responses_create_params)
+    rows = read_rows(
+        input_path, limit=params.limit or None, overrides=params.responses_create_params
+    )
     tasks = expand(rows, repeats)
     print(f"Found {len(tasks)} rows!")
     if repeats > 1:
@@ -68,13 +88,19 @@ def main() -> int:
         print(f"Overriding responses_create_params fields with {params.responses_create_params}")
 
     head = loaded.data.head_server
-    client = ServerClient(fetch_global_config(
-        head_url({"head_server": {"host": head.host, "port": head.port}})))
+    client = ServerClient(
+        fetch_global_config(head_url({"head_server": {"host": head.host, "port": head.port}}))
+    )
     run_url = client.base_url(params.agent_name) + "/run"
 
-    manifest = build_manifest(input_path=input_path, rows=rows, agent_name=params.agent_name,
-                              num_repeats=repeats, limit=params.limit or None,
-                              overrides=params.responses_create_params)
+    manifest = build_manifest(
+        input_path=input_path,
+        rows=rows,
+        agent_name=params.agent_name,
+        num_repeats=repeats,
+        limit=params.limit or None,
+        overrides=params.responses_create_params,
+    )
     existing, bad_lines = read_existing(output_path)
     if params.resume:
         check_resume(output_path, manifest)
@@ -93,10 +119,22 @@ def main() -> int:
     summary = summarise(existing) if params.resume else summarise([])
     bar = tqdm(total=len(tasks), desc="Collecting rollouts", file=sys.stderr)
     interrupted = False
+
+    def tick() -> None:
+        bar.update(1)
+
     try:
-        asyncio.run(collect(tasks, run_url=run_url, writer=writer, parallel=parallel,
-                            timeout_s=params.rollout_timeout_s, summary=summary,
-                            on_done=lambda: bar.update(1)))
+        asyncio.run(
+            collect(
+                tasks,
+                run_url=run_url,
+                writer=writer,
+                parallel=parallel,
+                timeout_s=params.rollout_timeout_s,
+                summary=summary,
+                on_done=tick,
+            )
+        )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -106,8 +144,10 @@ def main() -> int:
     print(f"{summary.line()} -> {output_path}")
     if interrupted:
         missing = len(tasks) - (summary.total - (len(existing) if params.resume else 0))
-        print(f"Interrupted: {missing} rollouts were not run; add +resume=true to the same "
-              "command to run them.")
+        print(
+            f"Interrupted: {missing} rollouts were not run; add +resume=true to the same "
+            "command to run them."
+        )
         return 130
     if summary.statuses["failed"]:
         return 3

@@ -2,11 +2,15 @@
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("ng_run", "Start the head server and every server in the config files; Ctrl+C stops them."),
-    ("ng_collect_rollouts", "Run every row of a JSONL file through an agent and save the "
-                            "verified rollouts."),
+    (
+        "ng_collect_rollouts",
+        "Run every row of a JSONL file through an agent and save the verified rollouts.",
+    ),
     ("ng_status", "Show the servers a running ng_run started and whether each is healthy."),
-    ("ng_dump_config", "Print the merged config (config files, env.yaml, command line) with "
-                       "secrets redacted."),
+    (
+        "ng_dump_config",
+        "Print the merged config (config files, env.yaml, command line) with secrets redacted.",
+    ),
     ("ng_version", "Print the Gym version and the environment it runs in."),
     ("ng_help", "List the ng_* commands."),
 )

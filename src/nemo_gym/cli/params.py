@@ -30,15 +30,26 @@ def wants_help(cfg: DictConfig) -> bool:
 
 def format_help(model: type[BaseModel], command: str) -> str:
     """The ``+h=true`` text: description and one line per parameter."""
-    lines = [f"Displaying help for {command}", "", "Description", "-" * 11,
-             inspect.cleandoc(model.__doc__ or ""), "", "Parameters", "-" * 10]
+    lines = [
+        f"Displaying help for {command}",
+        "",
+        "Description",
+        "-" * 11,
+        inspect.cleandoc(model.__doc__ or ""),
+        "",
+        "Parameters",
+        "-" * 10,
+    ]
     if not model.model_fields:
         lines.append("There are no arguments to this CLI command!")
     for name, field in model.model_fields.items():
         kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
         kind = kind.replace("typing.", "")
-        default = ("required" if field.is_required()
-                   else f"default {field.get_default(call_default_factory=True)!r}")
+        default = (
+            "required"
+            if field.is_required()
+            else f"default {field.get_default(call_default_factory=True)!r}"
+        )
         lines.append(f"+{field.alias or name} ({kind}, {default})")
         if field.description:
             lines.append(f"    {field.description}")
@@ -62,8 +73,11 @@ def parse_params(model: type[P], loaded: LoadedConfig, command: str) -> P:
             continue
         try:
             node = cfg[name]
-            values[name] = (OmegaConf.to_container(node, resolve=True)
-                            if isinstance(node, (DictConfig, ListConfig)) else node)
+            values[name] = (
+                OmegaConf.to_container(node, resolve=True)
+                if isinstance(node, (DictConfig, ListConfig))
+                else node
+            )
         except OmegaConfBaseException as exc:
             raise loaded.error(f"cannot resolve: {exc}".splitlines()[0], name) from None
     try:
@@ -74,14 +88,18 @@ def parse_params(model: type[P], loaded: LoadedConfig, command: str) -> P:
         field = model.model_fields.get(str(err["loc"][0]))
         about = f" ({field.description})" if field and field.description else ""
         if err["type"] == "missing":
-            raise ConfigError(f"missing required parameter +{key}=...{about}; see {command} "
-                              "+h=true", source="command line") from None
-        raise ConfigError(f"+{key}: {err['msg']} (got {err.get('input')!r})",
-                          source="command line") from None
+            raise ConfigError(
+                f"missing required parameter +{key}=...{about}; see {command} +h=true",
+                source="command line",
+            ) from None
+        raise ConfigError(
+            f"+{key}: {err['msg']} (got {err.get('input')!r})", source="command line"
+        ) from None
 
 
-def load_params(model: type[P], command: str, argv: Sequence[str] | None = None
-                ) -> tuple[P, LoadedConfig]:
+def load_params(
+    model: type[P], command: str, argv: Sequence[str] | None = None
+) -> tuple[P, LoadedConfig]:
     """Load the config from the command line and parse the command's parameters."""
     loaded = load_config(sys.argv[1:] if argv is None else argv)
     return parse_params(model, loaded, command), loaded
@@ -92,8 +110,9 @@ def cli_entry(fn: Callable[[], int | None]) -> Callable[[], None]:
 
     @functools.wraps(fn)
     def main() -> None:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(levelname)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(levelname)s: %(message)s"
+        )
         try:
             code = fn()
         except ConfigError as exc:

@@ -27,14 +27,24 @@ class RunParams(BaseModel):
     wait until every server answers /health, print the instance table and keep watching them.
     Ctrl+C stops them gracefully."""
 
-    config_paths: list[str] = Field(default_factory=list,
-                                    description="YAML files defining the server instances.")
-    startup_timeout_s: float = Field(default=60.0, gt=0,
-                                     description="Deadline for every server to become healthy.")
-    graceful_shutdown_s: float = Field(default=30.0, ge=0, description=(
-        "After Ctrl+C, how long in-flight requests may take to finish."))
-    start_mode: Literal["fork", "spawn"] = Field(default="fork", description=(
-        "fork: fast start from ng_run's preloaded interpreter; spawn: `python app.py` per server."))
+    config_paths: list[str] = Field(
+        default_factory=list, description="YAML files defining the server instances."
+    )
+    startup_timeout_s: float = Field(
+        default=60.0, gt=0, description="Deadline for every server to become healthy."
+    )
+    graceful_shutdown_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=("After Ctrl+C, how long in-flight requests may take to finish."),
+    )
+    start_mode: Literal["fork", "spawn"] = Field(
+        default="fork",
+        description=(
+            "fork: fast start from ng_run's preloaded interpreter; "
+            "spawn: `python app.py` per server."
+        ),
+    )
     echo_logs: bool = Field(default=True, description="Print the servers' logs, prefixed by name.")
 
 
@@ -45,12 +55,16 @@ def main() -> int:
     resolved = resolve_config(loaded)
     instances = parse_server_instances(resolved, loaded)
     if not instances:
-        raise ConfigError('no server instances to start; name config files with '
-                          '"+config_paths=[a.yaml,b.yaml]"', source="command line")
-    children = start_servers(resolved, instances, loaded.root, params.start_mode,
-                             params.graceful_shutdown_s, redact)
-    options = SupervisorOptions(params.startup_timeout_s, params.graceful_shutdown_s,
-                                params.echo_logs)
+        raise ConfigError(
+            'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
+            source="command line",
+        )
+    children = start_servers(
+        resolved, instances, loaded.root, params.start_mode, params.graceful_shutdown_s, redact
+    )
+    options = SupervisorOptions(
+        params.startup_timeout_s, params.graceful_shutdown_s, params.echo_logs
+    )
     supervisor = Supervisor(children, options, stdout_writer)
 
     def on_ready(elapsed: float) -> None:

@@ -36,7 +36,9 @@ def main() -> int:
         uptime = row.get("uptime_seconds")
         uptime_text = f"{uptime:.0f}s" if isinstance(uptime, (int, float)) else "-"
         print(f"[{i}] {mark} {row['name']} ({row['server_type']}/{row['implementation']})")
-        print(f"      url: {row['url']}  pid: {row.get('pid')}  status: {row.get('status')}  "
-              f"uptime: {uptime_text}")
+        print(
+            f"      url: {row['url']}  pid: {row.get('pid')}  status: {row.get('status')}  "
+            f"uptime: {uptime_text}"
+        )
     print(f"{len(rows)} servers found ({healthy} healthy, {len(rows) - healthy} unhealthy)")
     return 0 if healthy == len(rows) else 1

@@ -17,19 +17,39 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nemo_gym.config.loader import LoadedConfig
-from nemo_gym.core.errors import ConfigError
 
 ServerType = Literal["responses_api_models", "resources_servers", "responses_api_agents"]
-SERVER_TYPES: tuple[str, ...] = ("responses_api_models", "resources_servers", "responses_api_agents")
+SERVER_TYPES: tuple[str, ...] = (
+    "responses_api_models",
+    "resources_servers",
+    "responses_api_agents",
+)
 Domain = Literal[
-    "math", "coding", "agent", "knowledge", "instruction_following", "long_context", "safety",
-    "games", "e2e", "other",
+    "math",
+    "coding",
+    "agent",
+    "knowledge",
+    "instruction_following",
+    "long_context",
+    "safety",
+    "games",
+    "e2e",
+    "other",
 ]
 #: Top-level keys that are settings of Gym itself, never server instances.
-RESERVED_KEYS = frozenset({
-    "config_paths", "entrypoint", "default_host", "head_server", "disallowed_ports",
-    "head_server_deps", "python_version", "h", "help",
-})
+RESERVED_KEYS = frozenset(
+    {
+        "config_paths",
+        "entrypoint",
+        "default_host",
+        "head_server",
+        "disallowed_ports",
+        "head_server_deps",
+        "python_version",
+        "h",
+        "help",
+    }
+)
 
 
 class ServerRef(BaseModel):
@@ -58,7 +78,9 @@ class InstanceSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    entrypoint: str = Field(description="Python file to run, relative to the implementation folder.")
+    entrypoint: str = Field(
+        description="Python file to run, relative to the implementation folder."
+    )
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     domain: Domain | None = None
@@ -119,7 +141,10 @@ def _looks_like_instance(value: Any) -> bool:
 
 
 def parse_server_instances(
-    resolved: dict[str, Any], loaded: LoadedConfig, *, check_files: bool = True,
+    resolved: dict[str, Any],
+    loaded: LoadedConfig,
+    *,
+    check_files: bool = True,
 ) -> list[ServerInstance]:
     """Find and validate every server instance in a resolved config.
 
@@ -140,49 +165,63 @@ def parse_server_instances(
             if _looks_like_instance(value):
                 raise loaded.error(
                     f"unknown server type {first!r}{_suggest(first, list(SERVER_TYPES))}; "
-                    f"expected one of {', '.join(SERVER_TYPES)}", f"{name}.{first}",
+                    f"expected one of {', '.join(SERVER_TYPES)}",
+                    f"{name}.{first}",
                 )
             continue
         if len(value) != 1:
             extra = [k for k in value if k != first]
             raise loaded.error(
-                f"an instance has exactly one server type, found also {extra}", name,
+                f"an instance has exactly one server type, found also {extra}",
+                name,
             )
         impls = value[first]
         if not isinstance(impls, dict) or len(impls) != 1:
             raise loaded.error(
                 "must map exactly one implementation folder name to its settings, e.g. "
-                f"{first}: {{simple_agent: {{entrypoint: app.py}}}}", f"{name}.{first}",
+                f"{first}: {{simple_agent: {{entrypoint: app.py}}}}",
+                f"{name}.{first}",
             )
         impl, settings = next(iter(impls.items()))
         key = f"{name}.{first}.{impl}"
         if not isinstance(settings, dict):
             raise loaded.error("must be a mapping of settings with at least `entrypoint`", key)
         if "entrypoint" not in settings:
-            raise loaded.error("missing `entrypoint` (the file to run, e.g. entrypoint: app.py)", key)
+            raise loaded.error(
+                "missing `entrypoint` (the file to run, e.g. entrypoint: app.py)", key
+            )
         try:
             InstanceSettings.model_validate(settings)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            raise loaded.error(f"{err['msg']} (got {err.get('input')!r})", f"{key}.{field}") from None
+            raise loaded.error(
+                f"{err['msg']} (got {err.get('input')!r})", f"{key}.{field}"
+            ) from None
         dir_path = loaded.root / first / str(impl)
         if check_files:
             if not dir_path.is_dir():
                 options = [p.name for p in (loaded.root / first).glob("*") if p.is_dir()]
                 raise loaded.error(
                     f"implementation folder {first}/{impl} does not exist"
-                    f"{_suggest(str(impl), options)}", key,
+                    f"{_suggest(str(impl), options)}",
+                    key,
                 )
             if not (dir_path / str(settings["entrypoint"])).is_file():
                 raise loaded.error(
                     f"entrypoint {first}/{impl}/{settings['entrypoint']} does not exist",
                     f"{key}.entrypoint",
                 )
-        instances.append(ServerInstance(
-            name=name, server_type=first, impl=str(impl), settings=settings, dir_path=dir_path,
-            source=loaded.sources.get(name),
-        ))
+        instances.append(
+            ServerInstance(
+                name=name,
+                server_type=first,
+                impl=str(impl),
+                settings=settings,
+                dir_path=dir_path,
+                source=loaded.sources.get(name),
+            )
+        )
     _check_references(instances, loaded)
     return instances
 

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import (
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from nemo_gym.config.overrides import parse_overrides
 from nemo_gym.config.sources import key_line, read_yaml_mapping
@@ -77,7 +81,8 @@ def _config_path_list(value: Any, source: str) -> list[str]:
     if isinstance(value, (list, tuple, ListConfig)) and all(isinstance(p, str) for p in value):
         return list(value)
     raise ConfigError(
-        f"config_paths must be a list of file paths, got {value!r}", source=source,
+        f"config_paths must be a list of file paths, got {value!r}",
+        source=source,
         key="config_paths",
     )
 
@@ -111,6 +116,7 @@ def load_config(
     initial_cfg = OmegaConf.create(dict(initial or {}))
 
     upper = OmegaConf.merge(OmegaConf.create(env), initial_cfg, cli)
+    assert isinstance(upper, DictConfig)
     try:
         listed = upper.get("config_paths")
         if isinstance(listed, ListConfig):
@@ -120,7 +126,7 @@ def load_config(
     source = CLI_SOURCE if "config_paths" in cli else "env.yaml"
     queue = _config_path_list(listed, source)
 
-    merged = OmegaConf.create({})
+    merged: Any = OmegaConf.create({})
     sources: dict[str, str] = {}
     files: list[Path] = []
     seen: set[Path] = set()
@@ -133,8 +139,14 @@ def load_config(
         seen.add(path)
         label = _label(path, root)
         if not path.is_file():
-            hint = f" (resolved against the project root {root})" if not Path(raw).is_absolute() else ""
-            raise ConfigError(f"config file {raw!r} not found{hint}", source=source, key="config_paths")
+            hint = (
+                f" (resolved against the project root {root})"
+                if not Path(raw).is_absolute()
+                else ""
+            )
+            raise ConfigError(
+                f"config file {raw!r} not found{hint}", source=source, key="config_paths"
+            )
         data = read_yaml_mapping(path, label)
         nested = _config_path_list(data.pop("config_paths", None), label)
         queue.extend(nested)
@@ -150,8 +162,8 @@ def load_config(
         sources[key] = "env.yaml"
     for key in initial or {}:
         sources[key] = "initial config"
-    for key in cli:
-        sources[key] = CLI_SOURCE
+    for cli_key in cli:
+        sources[str(cli_key)] = CLI_SOURCE
     merged = OmegaConf.merge(merged, upper)
     assert isinstance(merged, DictConfig)
     merged.config_paths = all_paths
@@ -182,7 +194,8 @@ def _bind_environment(cfg: DictConfig) -> None:
             if isinstance(value, (DictConfig, ListConfig)):
                 visit(value)
                 continue
-            raw = node._get_node(key)._value() if isinstance(node, DictConfig) else value
+            child = node._get_node(key) if isinstance(node, DictConfig) else None
+            raw = child._value() if child is not None else value
             if not isinstance(raw, str) or "${" not in raw:
                 continue
 
@@ -210,15 +223,18 @@ def resolve_config(loaded: LoadedConfig) -> dict[str, Any]:
         container = OmegaConf.to_container(loaded.data, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as exc:
         key = exc.full_key or "?"
-        raise loaded.error("is required but has no value (???); set it in env.yaml or with "
-                           f"+{key}=...", key) from None
+        raise loaded.error(
+            f"is required but has no value (???); set it in env.yaml or with +{key}=...", key
+        ) from None
     except InterpolationResolutionError as exc:
         key = exc.full_key or "?"
         missing = _missing_reference(str(exc))
         hint = ""
         if missing:
-            hint = (f": {missing!r} is neither a config key nor an environment variable; set "
-                    f"{missing} in env.yaml (or export it)")
+            hint = (
+                f": {missing!r} is neither a config key nor an environment variable; set "
+                f"{missing} in env.yaml (or export it)"
+            )
         raise loaded.error(f"cannot resolve {_raw_value(loaded.data, key)!r}{hint}", key) from None
     except OmegaConfBaseException as exc:
         raise ConfigError(f"cannot resolve the config: {exc}") from None

@@ -51,7 +51,8 @@ def parse_overrides(argv: Sequence[str]) -> DictConfig:
             key = f"{override.package}.{key}"
         if override.is_sweep_override():
             raise ConfigError(
-                f"{arg!r} is a sweep; Gym runs one config at a time", source="command line",
+                f"{arg!r} is a sweep; Gym runs one config at a time",
+                source="command line",
             )
         if override.is_delete():
             raise ConfigError(f"{arg!r}: deleting keys is not supported", source="command line")
@@ -60,7 +61,8 @@ def parse_overrides(argv: Sequence[str]) -> DictConfig:
         if override.is_add() and existing is not None:
             raise ConfigError(
                 f"{key} is given twice; use ++{key}=... to force the later value",
-                source="command line", key=key,
+                source="command line",
+                key=key,
             )
         OmegaConf.update(cfg, key, value, merge=False, force_add=True)
     return cfg

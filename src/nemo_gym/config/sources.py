@@ -31,7 +31,9 @@ def read_yaml_mapping(path: Path, label: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(
-            f"invalid YAML: {problem}", source=label, line=mark.line + 1 if mark else None,
+            f"invalid YAML: {problem}",
+            source=label,
+            line=mark.line + 1 if mark else None,
         ) from None
     if data is None:
         return {}

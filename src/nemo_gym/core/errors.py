@@ -28,7 +28,11 @@ class ConfigError(GymError):
     """
 
     def __init__(
-        self, message: str, *, source: str | None = None, key: str | None = None,
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key: str | None = None,
         line: int | None = None,
     ) -> None:
         self.source = source
@@ -67,7 +71,11 @@ class UpstreamError(GymError):
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, body: str | None = None,
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | None = None,
         kind: str = "http",
     ) -> None:
         self.status = status

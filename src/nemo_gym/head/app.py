@@ -93,5 +93,6 @@ def run_head_server(context: LaunchContext) -> None:
     configure_process_logging()
     head = context.config["head_server"]
     app = create_head_app(context.extra["redacted_config"], context.extra["instances"])
-    serve(app, host=head["host"], port=int(head["port"]), sock=context.sock,
-          graceful_shutdown_s=2.0)
+    serve(
+        app, host=head["host"], port=int(head["port"]), sock=context.sock, graceful_shutdown_s=2.0
+    )

@@ -38,13 +38,14 @@ def fetch_global_config(head_server_url: str, timeout_s: float = 10.0) -> dict[s
         GymError: nothing answers at ``head_server_url``.
     """
     try:
-        with urllib.request.urlopen(f"{head_server_url}/global_config_dict_yaml",
-                                    timeout=timeout_s) as resp:
+        with urllib.request.urlopen(
+            f"{head_server_url}/global_config_dict_yaml", timeout=timeout_s
+        ) as resp:
             text = resp.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         raise GymError(
             f"could not reach the head server at {head_server_url} ({exc}). Start the servers "
-            "with `ng_run \"+config_paths=[...]\"` first, or point +head_server.port=... at it."
+            'with `ng_run "+config_paths=[...]"` first, or point +head_server.port=... at it.'
         ) from None
     if text.startswith('"'):  # NeMo Gym's older head server JSON-encoded the YAML
         text = json.loads(text)
@@ -67,8 +68,9 @@ class ServerClient:
         self._urls: dict[str, str] = {}
 
     @classmethod
-    def load_from_global_config(cls, head_server_config: Mapping[str, Any] | None = None
-                                ) -> ServerClient:
+    def load_from_global_config(
+        cls, head_server_config: Mapping[str, Any] | None = None
+    ) -> ServerClient:
         """Build a client from the config a running head server serves.
 
         Args:
@@ -96,26 +98,41 @@ class ServerClient:
             url = f"http://{settings['host']}:{settings['port']}"
             self._urls[server_name] = url
             return url
-        known = [k for k, v in self.global_config_dict.items()
-                 if isinstance(v, Mapping) and v and next(iter(v)) in SERVER_TYPES]
+        known = [
+            k
+            for k, v in self.global_config_dict.items()
+            if isinstance(v, Mapping) and v and next(iter(v)) in SERVER_TYPES
+        ]
         raise ConfigError(f"no server instance named {server_name!r}; running: {', '.join(known)}")
 
     async def request(
-        self, method: str, server_name: str, url_path: str, *, json: Any = None,
-        cookies: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-        timeout_s: float | None = None, retry: RetryPolicy = INTERNAL_RETRY,
+        self,
+        method: str,
+        server_name: str,
+        url_path: str,
+        *,
+        json: Any = None,
+        cookies: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        retry: RetryPolicy = INTERNAL_RETRY,
     ) -> HttpResponse:
         """Call ``url_path`` on the instance ``server_name``; see :meth:`HttpClient.request`."""
         if isinstance(json, BaseModel):
             json = json.model_dump(mode="json", exclude_unset=True)
         return await self.http.request(
-            method, self.base_url(server_name) + url_path, json=json,
-            cookies=dict(cookies) if cookies else None, headers=dict(headers) if headers else None,
-            timeout_s=timeout_s, retry=retry,
+            method,
+            self.base_url(server_name) + url_path,
+            json=json,
+            cookies=dict(cookies) if cookies else None,
+            headers=dict(headers) if headers else None,
+            timeout_s=timeout_s,
+            retry=retry,
         )
 
-    async def post(self, server_name: str, url_path: str, json: Any = None,
-                   **kwargs: Any) -> HttpResponse:
+    async def post(
+        self, server_name: str, url_path: str, json: Any = None, **kwargs: Any
+    ) -> HttpResponse:
         """POST to another server (NeMo Gym's signature)."""
         return await self.request("POST", server_name, url_path, json=json, **kwargs)
 

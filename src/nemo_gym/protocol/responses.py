@@ -134,7 +134,8 @@ class NeMoGymResponseCreateParamsNonStreaming(BaseModel):
     user: str | None = None
     stream: Literal[False] | None = None
     return_token_id_information: bool | None = Field(
-        default=None, description="Ask a training-mode model server for token ids and logprobs.",
+        default=None,
+        description="Ask a training-mode model server for token ids and logprobs.",
     )
 
 
@@ -142,7 +143,8 @@ class NeMoGymResponse(Response):
     """A model server's answer: OpenAI's ``Response`` (unknown fields are kept).
 
     ``output`` also admits ``function_call_output`` items, since an agent's trajectory
-    interleaves the model's items with tool outputs. ``usage`` is lenient: OpenAI-compatible servers report different token details, and a
+    interleaves the model's items with tool outputs. ``usage`` is lenient: OpenAI-compatible
+    servers report different token details, and a
     missing detail must not make a valid answer unusable.
     """
 

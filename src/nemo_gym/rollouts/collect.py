@@ -23,30 +23,42 @@ from nemo_gym.server.http_client import NO_RETRY, HttpClient
 
 
 def _failed(task: Task, kind: str, message: str, started: float) -> dict[str, Any]:
-    return {**task.row, "response": None, "reward": None, "_ng_schema_version": ROW_SCHEMA_VERSION,
-            STATUS_KEY: "failed", FAILURE_KEY: failure_info(kind, message),
-            "_ng_elapsed_s": round(time.monotonic() - started, 4)}
+    return {
+        **task.row,
+        "response": None,
+        "reward": None,
+        "_ng_schema_version": ROW_SCHEMA_VERSION,
+        STATUS_KEY: "failed",
+        FAILURE_KEY: failure_info(kind, message),
+        "_ng_elapsed_s": round(time.monotonic() - started, 4),
+    }
 
 
 async def run_one(http: HttpClient, run_url: str, task: Task, timeout_s: float) -> dict[str, Any]:
     """Run one rollout; always return a row (failed rows included)."""
     started = time.monotonic()
     try:
-        resp = await http.request("POST", run_url, json=task.row, timeout_s=timeout_s,
-                                  retry=NO_RETRY)
+        resp = await http.request(
+            "POST", run_url, json=task.row, timeout_s=timeout_s, retry=NO_RETRY
+        )
     except UpstreamError as exc:
         kind = "timeout" if exc.kind == "timeout" else "agent_error"
         return _failed(task, kind, str(exc), started)
     if not resp.ok:
-        return _failed(task, "agent_error",
-                       f"agent answered HTTP {resp.status}: {resp.body[:2000].decode(errors='replace')}",
-                       started)
+        return _failed(
+            task,
+            "agent_error",
+            f"agent answered HTTP {resp.status}: {resp.body[:2000].decode(errors='replace')}",
+            started,
+        )
     try:
         row = resp.json_sync()
     except ValueError as exc:
         return _failed(task, "agent_error", f"agent answered invalid JSON: {exc}", started)
     if not isinstance(row, dict):
-        return _failed(task, "agent_error", "agent answered something other than an object", started)
+        return _failed(
+            task, "agent_error", "agent answered something other than an object", started
+        )
     row.setdefault("_ng_task_index", task.task_index)
     row.setdefault("_ng_repeat_index", task.repeat_index)
     row.setdefault("_ng_schema_version", ROW_SCHEMA_VERSION)
@@ -58,8 +70,14 @@ async def run_one(http: HttpClient, run_url: str, task: Task, timeout_s: float) 
 
 
 async def collect(
-    tasks: list[Task], *, run_url: str, writer: RowWriter, parallel: int, timeout_s: float,
-    summary: RunSummary, on_done: Callable[[], None],
+    tasks: list[Task],
+    *,
+    run_url: str,
+    writer: RowWriter,
+    parallel: int,
+    timeout_s: float,
+    summary: RunSummary,
+    on_done: Callable[[], None],
 ) -> None:
     """Run every task with at most ``parallel`` in flight, writing each row as it finishes."""
     queue: asyncio.Queue[Task] = asyncio.Queue()

@@ -45,8 +45,9 @@ def deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
-def read_rows(path: Path, *, limit: int | None = None,
-              overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def read_rows(
+    path: Path, *, limit: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Read and validate the first ``limit`` rows of a JSONL file.
 
     Raises:
@@ -83,7 +84,8 @@ def read_rows(path: Path, *, limit: int | None = None,
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"])
                 raise InputDataError(
-                    label, line_no, f"responses_create_params.{where}: {err['msg']}") from None
+                    label, line_no, f"responses_create_params.{where}: {err['msg']}"
+                ) from None
             rows.append(row)
     return rows
 

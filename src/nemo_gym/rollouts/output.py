@@ -58,9 +58,15 @@ def manifest_path(output: Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
-def build_manifest(*, input_path: Path, rows: list[dict[str, Any]], agent_name: str,
-                   num_repeats: int, limit: int | None,
-                   overrides: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(
+    *,
+    input_path: Path,
+    rows: list[dict[str, Any]],
+    agent_name: str,
+    num_repeats: int,
+    limit: int | None,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
     """What identifies a collection run (compared on resume)."""
     digest = hashlib.sha256()
     for row in rows:
@@ -86,13 +92,17 @@ def check_resume(output: Path, manifest: dict[str, Any]) -> None:
     if not path.exists():
         raise ConfigError(
             f"cannot resume {output}: no {path.name} beside it records which input and config "
-            "produced it; collect into a new file instead", key="resume")
+            "produced it; collect into a new file instead",
+            key="resume",
+        )
     previous = orjson.loads(path.read_bytes())
     for key, value in manifest.items():
         if previous.get(key) != value:
             raise ConfigError(
                 f"cannot resume {output}: it was collected with {key}={previous.get(key)!r}, "
-                f"this run has {key}={value!r}; collect into a new file instead", key="resume")
+                f"this run has {key}={value!r}; collect into a new file instead",
+                key="resume",
+            )
 
 
 def write_manifest(output: Path, manifest: dict[str, Any]) -> None:

@@ -28,9 +28,15 @@ FAILURE_KEY = "_ng_failure"
 class RolloutFailure(Exception):
     """Raised inside an agent to end a rollout as failed; becomes the row's ``_ng_failure``."""
 
-    def __init__(self, kind: str, message: str, *, step: int | None = None,
-                 partial: dict[str, Any] | None = None,
-                 outputs: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        step: int | None = None,
+        partial: dict[str, Any] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -45,8 +51,12 @@ def failure_info(kind: str, message: str, step: int | None = None) -> dict[str, 
     return {"kind": kind, "message": message[:4000], "step": step}
 
 
-def failed_row(row: dict[str, Any], failure: RolloutFailure, started: float,
-               partial: dict[str, Any] | None = None) -> dict[str, Any]:
+def failed_row(
+    row: dict[str, Any],
+    failure: RolloutFailure,
+    started: float,
+    partial: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A row for a rollout that could not be scored (``reward`` is ``null``)."""
     out = dict(row)
     out["response"] = partial or failure.partial_response or None
@@ -59,8 +69,9 @@ def failed_row(row: dict[str, Any], failure: RolloutFailure, started: float,
     return out
 
 
-def finished_row(row: dict[str, Any], verified: dict[str, Any], stop: str, steps: int,
-                 started: float) -> dict[str, Any]:
+def finished_row(
+    row: dict[str, Any], verified: dict[str, Any], stop: str, steps: int, started: float
+) -> dict[str, Any]:
     """A row for a verified rollout; ``stop`` is ``completed``, ``max_steps`` or ``truncated``."""
     out = {**row, **verified}
     out["_ng_schema_version"] = ROW_SCHEMA_VERSION
@@ -69,8 +80,11 @@ def finished_row(row: dict[str, Any], verified: dict[str, Any], stop: str, steps
         out[FAILURE_KEY] = None
     else:
         out[STATUS_KEY] = "truncated"
-        message = ("stopped after max_steps model calls without a final answer"
-                   if stop == "max_steps" else "the model's response was truncated")
+        message = (
+            "stopped after max_steps model calls without a final answer"
+            if stop == "max_steps"
+            else "the model's response was truncated"
+        )
         out[FAILURE_KEY] = failure_info(stop, message, steps)
     out["_ng_num_steps"] = steps
     out["_ng_elapsed_s"] = round(time.monotonic() - started, 4)

@@ -52,8 +52,11 @@ class RunSummary:
         """One honest sentence about the run."""
         failed = self.statuses["failed"]
         reward = self.averages().get("reward")
-        head = (f"mean reward {reward:.4g} over {self.scored} of {self.total} rows"
-                if reward is not None else f"no scored rows out of {self.total}")
+        head = (
+            f"mean reward {reward:.4g} over {self.scored} of {self.total} rows"
+            if reward is not None
+            else f"no scored rows out of {self.total}"
+        )
         parts = [head]
         if self.statuses["truncated"]:
             parts.append(f"{self.statuses['truncated']} truncated (included)")

@@ -41,8 +41,12 @@ BaseRunServerInstanceConfig = BaseServerConfig
 
 
 def create_app(
-    name: str, *, role: str, on_shutdown: Callable[[], Awaitable[None]] | None = None,
-    sessions: bool = True, title: str | None = None,
+    name: str,
+    *,
+    role: str,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    sessions: bool = True,
+    title: str | None = None,
 ) -> FastAPI:
     """Build a FastAPI app with Gym's shared behaviour.
 
@@ -96,8 +100,10 @@ class SimpleServer(BaseModel):
     def create_app(self) -> FastAPI:
         """A new app with Gym's shared behaviour, named after this instance."""
         return create_app(
-            self.config.name or type(self).__name__, role=self.server_type,
-            on_shutdown=self.server_client.close, title=type(self).__name__,
+            self.config.name or type(self).__name__,
+            role=self.server_type,
+            on_shutdown=self.server_client.close,
+            title=type(self).__name__,
         )
 
     def setup_webserver(self) -> FastAPI:

@@ -34,18 +34,34 @@ def install_error_handlers(app: FastAPI, server_name: str) -> None:
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         body = error_body("HTTPException", str(exc.detail), server_name, status=exc.status_code)
-        return Response(body, status_code=exc.status_code, media_type="application/json",
-                        headers=getattr(exc, "headers", None))
+        return Response(
+            body,
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=getattr(exc, "headers", None),
+        )
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = orjson.loads(orjson.dumps(exc.errors(), default=str))
-        logger.warning("%s %s: invalid request: %s", request.method, request.url.path,
-                       [(".".join(map(str, e["loc"])), e["msg"]) for e in errors][:5])
-        body = orjson.dumps({"detail": errors, "error": {
-            "type": "RequestValidationError", "server": server_name,
-            "message": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5]),
-        }})
+        logger.warning(
+            "%s %s: invalid request: %s",
+            request.method,
+            request.url.path,
+            [(".".join(map(str, e["loc"])), e["msg"]) for e in errors][:5],
+        )
+        body = orjson.dumps(
+            {
+                "detail": errors,
+                "error": {
+                    "type": "RequestValidationError",
+                    "server": server_name,
+                    "message": "; ".join(
+                        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5]
+                    ),
+                },
+            }
+        )
         return Response(body, status_code=422, media_type="application/json")
 
     app.add_exception_handler(HTTPException, on_http_exception)
@@ -79,10 +95,16 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            logger.exception("%s %s raised %s in server %s", scope.get("method"),
-                             scope.get("path"), type(exc).__name__, self.server_name)
+            logger.exception(
+                "%s %s raised %s in server %s",
+                scope.get("method"),
+                scope.get("path"),
+                type(exc).__name__,
+                self.server_name,
+            )
             if started:
                 raise
             body = error_body(type(exc).__name__, str(exc) or repr(exc), self.server_name)
             await Response(body, status_code=500, media_type="application/json")(
-                scope, receive, send)
+                scope, receive, send
+            )

@@ -81,8 +81,10 @@ class HttpResponse:
         """Raise :class:`UpstreamError` unless the status is 2xx."""
         if not self.ok:
             raise UpstreamError(
-                f"{self.url} answered HTTP {self.status}: {self.body[:2000].decode(errors='replace')}",
-                status=self.status, body=self.body[:8000].decode(errors="replace"),
+                f"{self.url} answered HTTP {self.status}: "
+                f"{self.body[:2000].decode(errors='replace')}",
+                status=self.status,
+                body=self.body[:8000].decode(errors="replace"),
             )
 
 
@@ -128,8 +130,13 @@ class HttpClient:
     """
 
     def __init__(
-        self, *, timeout_s: float = 300.0, connect_timeout_s: float = 10.0, limit: int = 4096,
-        limit_per_host: int = 1024, budget: RetryBudget | None = None,
+        self,
+        *,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        limit: int = 4096,
+        limit_per_host: int = 1024,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -143,11 +150,14 @@ class HttpClient:
         """The aiohttp session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.limit, limit_per_host=self.limit_per_host, keepalive_timeout=60,
+                limit=self.limit,
+                limit_per_host=self.limit_per_host,
+                keepalive_timeout=60,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_s),
             )
@@ -160,9 +170,16 @@ class HttpClient:
         self._session = None
 
     async def request(
-        self, method: str, url: str, *, json: Any = None, data: bytes | None = None,
-        headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
-        timeout_s: float | None = None, retry: RetryPolicy = RetryPolicy(),
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+        retry: RetryPolicy = RetryPolicy(),
         params: dict[str, str] | None = None,
     ) -> HttpResponse:
         """Make a call, retrying as ``retry`` allows; return the last response read in full.
@@ -179,8 +196,9 @@ class HttpClient:
         if cookies:
             cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
             headers = {**(headers or {}), "Cookie": cookie_header}
-        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s,
-                                        connect=self.connect_timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=timeout_s or self.timeout_s, connect=self.connect_timeout_s
+        )
         self.budget.record_request()
         attempt = 0
         while True:
@@ -188,21 +206,30 @@ class HttpClient:
             wait: float | None = None
             try:
                 async with self.session.request(
-                    method, url, data=data, headers=headers, timeout=timeout, params=params,
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    params=params,
                 ) as resp:
                     body = await resp.read()
                     result = HttpResponse(
-                        status=resp.status, body=body, headers=dict(resp.headers),
-                        cookies={k: m.value for k, m in resp.cookies.items()}, url=url,
+                        status=resp.status,
+                        body=body,
+                        headers=dict(resp.headers),
+                        cookies={k: m.value for k, m in resp.cookies.items()},
+                        url=url,
                     )
                 if result.status not in retry.retry_statuses:
                     return result
                 wait = _retry_after_s(result.headers)
                 failure: Exception | HttpResponse = result
-            except (TimeoutError, asyncio.TimeoutError) as exc:
+            except TimeoutError as exc:
                 if not retry.retry_timeouts:
                     raise UpstreamError(
-                        f"{method} {url} timed out after {timeout.total:.0f}s", kind="timeout",
+                        f"{method} {url} timed out after {timeout.total:.0f}s",
+                        kind="timeout",
                     ) from exc
                 failure = exc
             except aiohttp.ClientError as exc:
@@ -213,12 +240,22 @@ class HttpClient:
                 kind = "timeout" if isinstance(failure, TimeoutError) else "connection"
                 raise UpstreamError(
                     f"{method} {url} failed after {attempt} attempt(s): "
-                    f"{type(failure).__name__}: {failure}", kind=kind,
+                    f"{type(failure).__name__}: {failure}",
+                    kind=kind,
                 ) from failure
-            backoff = random.uniform(0, min(retry.backoff_max_s,
-                                            retry.backoff_base_s * 2 ** (attempt - 1)))
+            backoff = random.uniform(
+                0, min(retry.backoff_max_s, retry.backoff_base_s * 2 ** (attempt - 1))
+            )
             delay = min(retry.backoff_max_s, max(backoff, wait or 0.0))
-            logger.warning("%s %s: %s; retry %d/%d in %.2fs", method, url,
-                           f"HTTP {failure.status}" if isinstance(failure, HttpResponse)
-                           else type(failure).__name__, attempt, retry.max_attempts - 1, delay)
+            logger.warning(
+                "%s %s: %s; retry %d/%d in %.2fs",
+                method,
+                url,
+                f"HTTP {failure.status}"
+                if isinstance(failure, HttpResponse)
+                else type(failure).__name__,
+                attempt,
+                retry.max_attempts - 1,
+                delay,
+            )
             await asyncio.sleep(delay)

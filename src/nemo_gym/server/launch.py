@@ -70,7 +70,7 @@ def launch_context() -> LaunchContext:
     name = os.environ.get("NEMO_GYM_CONFIG_PATH")
     if not raw or not name:
         raise ConfigError(
-            "this server is started by ng_run (e.g. ng_run \"+config_paths=[...]\"); run "
+            'this server is started by ng_run (e.g. ng_run "+config_paths=[...]"); run '
             "directly it needs NEMO_GYM_CONFIG_DICT and NEMO_GYM_CONFIG_PATH"
         )
     fd = os.environ.get("NEMO_GYM_LISTEN_FD")
@@ -94,8 +94,9 @@ def instance_settings(config: dict[str, Any], name: str) -> tuple[str, str, dict
 def configure_process_logging() -> None:
     """Log Gym's records to stderr in uvicorn's format (server processes only)."""
     level = os.environ.get("NEMO_GYM_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s:     %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _server_class() -> type[Any]:
@@ -112,15 +113,23 @@ def _server_class() -> type[Any]:
     return GymUvicornServer
 
 
-def serve(app: FastAPI, *, host: str, port: int, sock: socket.socket | None,
-          graceful_shutdown_s: float) -> None:
+def serve(
+    app: FastAPI, *, host: str, port: int, sock: socket.socket | None, graceful_shutdown_s: float
+) -> None:
     """Run ``app`` on uvicorn (uvloop, httptools, no access log) until a stop signal."""
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-        access_log=False, log_level=os.environ.get("NEMO_GYM_LOG_LEVEL", "info").lower(),
-        timeout_graceful_shutdown=int(graceful_shutdown_s) or None, timeout_keep_alive=60,
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=os.environ.get("NEMO_GYM_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=int(graceful_shutdown_s) or None,
+        timeout_keep_alive=60,
         backlog=4096,
     )
     server = _server_class()(config)
@@ -159,5 +168,10 @@ def run_server(cls: type[SimpleServer]) -> None:
     context = launch_context()
     server = build_server(cls, context)
     app = server.setup_webserver()
-    serve(app, host=server.config.host, port=server.config.port, sock=context.sock,
-          graceful_shutdown_s=context.graceful_shutdown_s)
+    serve(
+        app,
+        host=server.config.host,
+        port=server.config.port,
+        sock=context.sock,
+        graceful_shutdown_s=context.graceful_shutdown_s,
+    )

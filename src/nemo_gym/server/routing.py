@@ -28,6 +28,7 @@ class JSONResponseBytes(Response):
 
 def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     if not inspect.iscoroutinefunction(endpoint):
+
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             result = endpoint(*args, **kwargs)

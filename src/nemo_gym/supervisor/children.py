@@ -12,6 +12,7 @@ to a pipe that ``ng_run`` reads, prefixes and keeps the tail of.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import ctypes
 import os
@@ -49,9 +50,11 @@ class ChildProcess:
     log_fd: int
     started_at: float = field(default_factory=time.time)
     tail: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+        default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES)
+    )
     exit_code: int | None = None
     config_path: str | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -94,8 +97,8 @@ def _child_setup(log_w: int, keep_fds: set[int], name: str) -> None:
                 os.close(fd)
             except OSError:
                 pass
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
 def _open_fds() -> list[int]:
@@ -106,8 +109,14 @@ def _open_fds() -> list[int]:
 
 
 def fork_child(
-    *, name: str, server_type: str, implementation: str, sock: socket.socket,
-    target: Callable[[], None], context: LaunchContext, workdir: Path | None,
+    *,
+    name: str,
+    server_type: str,
+    implementation: str,
+    sock: socket.socket,
+    target: Callable[[], None],
+    context: LaunchContext,
+    workdir: Path | None,
     sys_path: list[str],
 ) -> ChildProcess:
     """Fork a process that sets ``context`` and calls ``target`` (never returns in the child)."""
@@ -127,7 +136,7 @@ def fork_child(
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
             if not isinstance(exc.code, int) and exc.code is not None:
-                print(exc.code, file=sys.stderr)
+                sys.stderr.write(f"{exc.code}\n")
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -152,24 +161,40 @@ def run_entrypoint(path: Path) -> Callable[[], None]:
 
 
 def spawn_child(
-    *, name: str, server_type: str, implementation: str, sock: socket.socket,
-    entrypoint: Path, config: dict[str, Any], graceful_shutdown_s: float, env_path: list[str],
+    *,
+    name: str,
+    server_type: str,
+    implementation: str,
+    sock: socket.socket,
+    entrypoint: Path,
+    config: dict[str, Any],
+    graceful_shutdown_s: float,
+    env_path: list[str],
 ) -> ChildProcess:
     """Start ``python <entrypoint>`` with the launch context in environment variables."""
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
     env = dict(os.environ)
-    env.update({
-        "NEMO_GYM_CONFIG_DICT": yaml.safe_dump(config),
-        "NEMO_GYM_CONFIG_PATH": name,
-        "NEMO_GYM_LISTEN_FD": str(sock.fileno()),
-        "NEMO_GYM_GRACEFUL_SHUTDOWN_S": str(graceful_shutdown_s),
-        "PYTHONPATH": os.pathsep.join([*env_path, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "NEMO_GYM_CONFIG_DICT": yaml.safe_dump(config),
+            "NEMO_GYM_CONFIG_PATH": name,
+            "NEMO_GYM_LISTEN_FD": str(sock.fileno()),
+            "NEMO_GYM_GRACEFUL_SHUTDOWN_S": str(graceful_shutdown_s),
+            "PYTHONPATH": os.pathsep.join([*env_path, env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, str(entrypoint)], cwd=entrypoint.parent, env=env, stdout=log_w,
-        stderr=log_w, stdin=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
+        [sys.executable, str(entrypoint)],
+        cwd=entrypoint.parent,
+        env=env,
+        stdout=log_w,
+        stderr=log_w,
+        stdin=subprocess.DEVNULL,
+        pass_fds=(sock.fileno(),),
         start_new_session=True,
     )
     os.close(log_w)

@@ -24,10 +24,17 @@ from nemo_gym.supervisor.supervisor import instance_rows
 
 #: Imported once in ng_run before forking, so that forked servers start without importing them.
 PRELOAD_MODULES = (
-    "uvicorn", "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.lifespan.on", "fastapi", "openai.types.responses", "openai.types.chat",
-    "nemo_gym.base_resources_server", "nemo_gym.base_responses_api_agent",
-    "nemo_gym.base_responses_api_model", "nemo_gym.openai_utils",
+    "uvicorn",
+    "uvicorn.loops.uvloop",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.lifespan.on",
+    "fastapi",
+    "openai.types.responses",
+    "openai.types.chat",
+    "nemo_gym.base_resources_server",
+    "nemo_gym.base_responses_api_agent",
+    "nemo_gym.base_responses_api_model",
+    "nemo_gym.openai_utils",
 )
 
 
@@ -38,8 +45,12 @@ def preload() -> None:
 
 
 def start_servers(
-    resolved: dict[str, Any], instances: list[ServerInstance], root: Path, mode: str,
-    graceful_shutdown_s: float, redact: Callable[[Any], Any],
+    resolved: dict[str, Any],
+    instances: list[ServerInstance],
+    root: Path,
+    mode: str,
+    graceful_shutdown_s: float,
+    redact: Callable[[Any], Any],
 ) -> list[ChildProcess]:
     """Bind every port, then start every server and the head server.
 
@@ -48,13 +59,19 @@ def start_servers(
     """
     head = resolved["head_server"]
     sockets: list[socket.socket] = [
-        bind_listener(str(head["host"]), int(head["port"]), what="the head server",
-                      key="head_server.port")]
+        bind_listener(
+            str(head["host"]), int(head["port"]), what="the head server", key="head_server.port"
+        )
+    ]
     for inst in instances:
         host = str(inst.settings.get("host") or resolved.get("default_host") or "127.0.0.1")
         port = int(inst.settings.get("port") or 0)
-        sock = bind_listener(host, port, what=f"server {inst.name!r}",
-                             key=f"{inst.name}.{inst.server_type}.{inst.impl}.port")
+        sock = bind_listener(
+            host,
+            port,
+            what=f"server {inst.name!r}",
+            key=f"{inst.name}.{inst.server_type}.{inst.impl}.port",
+        )
         inst.settings["host"], inst.settings["port"] = host, sock.getsockname()[1]
         sockets.append(sock)
     if mode == "fork":
@@ -63,27 +80,49 @@ def start_servers(
     children: list[ChildProcess] = []
     try:
         for inst, sock in zip(instances, sockets[1:], strict=True):
-            common: dict[str, Any] = {"name": inst.name, "server_type": inst.server_type,
-                                      "implementation": inst.impl, "sock": sock}
+            common: dict[str, Any] = {
+                "name": inst.name,
+                "server_type": inst.server_type,
+                "implementation": inst.impl,
+                "sock": sock,
+            }
             if mode == "fork":
                 context = LaunchContext(resolved, inst.name, sock, graceful_shutdown_s)
-                child = fork_child(**common, target=run_entrypoint(inst.entrypoint),
-                                   context=context, workdir=inst.dir_path,
-                                   sys_path=[str(inst.dir_path), *sys_path])
+                child = fork_child(
+                    **common,
+                    target=run_entrypoint(inst.entrypoint),
+                    context=context,
+                    workdir=inst.dir_path,
+                    sys_path=[str(inst.dir_path), *sys_path],
+                )
             else:
-                child = spawn_child(**common, entrypoint=inst.entrypoint, config=resolved,
-                                    graceful_shutdown_s=graceful_shutdown_s,
-                                    env_path=[str(root), str(inst.dir_path)])
+                child = spawn_child(
+                    **common,
+                    entrypoint=inst.entrypoint,
+                    config=resolved,
+                    graceful_shutdown_s=graceful_shutdown_s,
+                    env_path=[str(root), str(inst.dir_path)],
+                )
             child.config_path = inst.source
             children.append(child)
         redacted = redact(resolved)
         head_context = LaunchContext(
-            redacted, "head_server", sockets[0], 2.0,
-            extra={"redacted_config": redacted, "instances": instance_rows(children)})
-        head_child = fork_child(name="head_server", server_type="head_server",
-                                implementation="head_server", sock=sockets[0],
-                                target=lambda: run_head_server(head_context),
-                                context=head_context, workdir=None, sys_path=[])
+            redacted,
+            "head_server",
+            sockets[0],
+            2.0,
+            extra={"redacted_config": redacted, "instances": instance_rows(children)},
+        )
+        head_child = fork_child(
+            name="head_server",
+            server_type="head_server",
+            implementation="head_server",
+            sock=sockets[0],
+            target=lambda: run_head_server(head_context),
+            context=head_context,
+            workdir=None,
+            sys_path=[],
+        )
         children.insert(0, head_child)
     finally:
         for sock in sockets:

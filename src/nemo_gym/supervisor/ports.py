@@ -30,11 +30,14 @@ def bind_listener(host: str, port: int, *, what: str, key: str | None = None) ->
             raise ConfigError(
                 f"port {port} on {host} is already in use, so {what} cannot start. Another "
                 f"ng_run may be running (check with `ng_status`, stop it with Ctrl+C), or choose "
-                f"another port with +{key}=<port>" if key else f"port {port} on {host} is in use",
+                f"another port with +{key}=<port>"
+                if key
+                else f"port {port} on {host} is in use",
                 key=key,
             ) from None
-        raise ConfigError(f"cannot listen on {host}:{port} for {what}: {exc.strerror}",
-                          key=key) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} for {what}: {exc.strerror}", key=key
+        ) from None
     sock.listen(4096)
     sock.set_inheritable(True)
     return sock

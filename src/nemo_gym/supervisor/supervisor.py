@@ -29,8 +29,11 @@ from nemo_gym.supervisor.children import ChildProcess
 logger = logging.getLogger(__name__)
 
 #: Stop order: agents first (their in-flight rollouts still need the others), the head last.
-STOP_ORDER = (("responses_api_agents",), ("responses_api_models", "resources_servers"),
-              ("head_server",))
+STOP_ORDER = (
+    ("responses_api_agents",),
+    ("responses_api_models", "resources_servers"),
+    ("head_server",),
+)
 
 
 @dataclass
@@ -45,14 +48,14 @@ class SupervisorOptions:
 class Supervisor:
     """Watches the processes ``ng_run`` started (see module docstring)."""
 
-    def __init__(self, children: list[ChildProcess], options: SupervisorOptions,
-                 write: Callable[[str], None]) -> None:
+    def __init__(
+        self, children: list[ChildProcess], options: SupervisorOptions, write: Callable[[str], None]
+    ) -> None:
         self.children = children
         self.options = options
         self.write = write
         self._exited = asyncio.Event()
         self._stop = asyncio.Event()
-        self._kill_now = False
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -61,7 +64,8 @@ class Supervisor:
         reader = asyncio.StreamReader(limit=1 << 20)
         pipe = os.fdopen(child.log_fd, "rb", buffering=0)
         transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), pipe)
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
         try:
             while line := await reader.readline():
                 text = line.decode("utf-8", errors="replace").rstrip("\n")
@@ -90,7 +94,7 @@ class Supervisor:
         try:
             pidfd = os.pidfd_open(child.pid)
         except (AttributeError, OSError):
-            while not self._reap(child):  # no pidfd on this platform: poll for the exit
+            while not self._reap(child):  # noqa: ASYNC110 - no pidfd here: poll for the exit
                 await asyncio.sleep(0.2)
         else:
             loop.add_reader(pidfd, exited.set)
@@ -99,8 +103,9 @@ class Supervisor:
             finally:
                 loop.remove_reader(pidfd)
                 os.close(pidfd)
-            while not self._reap(child):
+            while not self._reap(child):  # noqa: ASYNC110 - exit seen, status not yet reapable
                 await asyncio.sleep(0.01)
+        child.exited.set()
         self._exited.set()
 
     # -- phases ---------------------------------------------------------------------------------
@@ -139,17 +144,17 @@ class Supervisor:
         for group in STOP_ORDER:
             members = [c for c in self.children if c.server_type in group]
             self._signal(members, signal.SIGTERM)
-            deadline = time.monotonic() + self.options.graceful_shutdown_s + 2.0
-            while any(c.exit_code is None for c in members):
-                if self._kill_now or time.monotonic() > deadline:
-                    self._signal(members, signal.SIGKILL)
-                for c in members:
-                    self._reap(c)
-                await asyncio.sleep(0.02)
+            waits = asyncio.gather(*(c.exited.wait() for c in members))
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(waits), self.options.graceful_shutdown_s + 2.0
+                )
+            except TimeoutError:
+                self._signal(members, signal.SIGKILL)
+                await waits
 
     def _on_signal(self) -> None:
         if self._stop.is_set():
-            self._kill_now = True
             self.write("Second interrupt: killing all servers now.\n")
             self._signal(self.children, signal.SIGKILL)
         self._stop.set()
@@ -178,10 +183,14 @@ class Supervisor:
             if failed is not None:
                 await asyncio.sleep(0.1)  # let the pipe deliver the child's last words
                 if failed.exit_code is not None:
-                    self._report_failure(failed, f"exited with code {failed.exit_code} during start-up")
+                    self._report_failure(
+                        failed, f"exited with code {failed.exit_code} during start-up"
+                    )
                 else:
-                    self._report_failure(failed, "did not answer GET /health within "
-                                         f"{self.options.startup_timeout_s:.0f}s")
+                    self._report_failure(
+                        failed,
+                        f"did not answer GET /health within {self.options.startup_timeout_s:.0f}s",
+                    )
                 code = 1
             elif not self._stop.is_set():
                 on_ready(time.monotonic() - started)
@@ -196,8 +205,10 @@ class Supervisor:
                     self._report_failure(dead, f"exited unexpectedly with code {dead.exit_code}")
                     code = 1
         finally:
-            self.write("Stopping servers: agents first, then models and resources servers, then "
-                       f"the head server (grace period {self.options.graceful_shutdown_s:.0f}s)...\n")
+            self.write(
+                "Stopping servers: agents first, then models and resources servers, then "
+                f"the head server (grace period {self.options.graceful_shutdown_s:.0f}s)...\n"
+            )
             await self.stop_all()
             for task in self._tasks:
                 task.cancel()
@@ -211,11 +222,15 @@ def format_table(children: list[ChildProcess], elapsed_s: float) -> str:
     rows = [("NAME", "TYPE", "IMPLEMENTATION", "URL", "PID")]
     rows += [(c.name, c.server_type, c.implementation, c.url, str(c.pid)) for c in children]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
     bar = "#" * max(len(line) for line in lines)
-    return (f"{bar}\nAll {len(children)} servers healthy in {elapsed_s:.2f}s\n" + "\n".join(lines)
-            + f"\n{bar}\nPress Ctrl+C to stop them. `ng_status` shows their health.\n")
+    return (
+        f"{bar}\nAll {len(children)} servers healthy in {elapsed_s:.2f}s\n"
+        + "\n".join(lines)
+        + f"\n{bar}\nPress Ctrl+C to stop them. `ng_status` shows their health.\n"
+    )
 
 
 def stdout_writer(text: str) -> None:
@@ -226,8 +241,18 @@ def stdout_writer(text: str) -> None:
 
 def instance_rows(children: list[ChildProcess]) -> list[dict[str, Any]]:
     """The head server's instance table."""
-    return [{
-        "name": c.name, "process_name": c.name, "server_type": c.server_type,
-        "implementation": c.implementation, "host": c.host, "port": c.port, "url": c.url,
-        "pid": c.pid, "start_time": c.started_at, "config_path": c.config_path,
-    } for c in children]
+    return [
+        {
+            "name": c.name,
+            "process_name": c.name,
+            "server_type": c.server_type,
+            "implementation": c.implementation,
+            "host": c.host,
+            "port": c.port,
+            "url": c.url,
+            "pid": c.pid,
+            "start_time": c.started_at,
+            "config_path": c.config_path,
+        }
+        for c in children
+    ]

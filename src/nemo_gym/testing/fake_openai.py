@@ -80,14 +80,19 @@ class FakeOpenAI:
         self.requests = 0
         self.auth: list[str] = []
 
-    async def _preamble(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+    async def _preamble(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any] | None, web.Response | None]:
         self.requests += 1
         auth = request.headers.get("Authorization", "")
         if len(self.auth) < 100:
             self.auth.append(auth)
         if self.requests <= self.fail_first:
-            return None, web.json_response({"error": {"message": "scripted failure"}},
-                                           status=self.fail_status, headers={"Retry-After": "0"})
+            return None, web.json_response(
+                {"error": {"message": "scripted failure"}},
+                status=self.fail_status,
+                headers={"Retry-After": "0"},
+            )
         body = orjson.loads(await request.read())
         return body, None
 
@@ -95,8 +100,9 @@ class FakeOpenAI:
         if m := re.search(r"FAKE_SLEEP_([0-9.]+)", text):
             await asyncio.sleep(float(m.group(1)))
         if m := re.search(r"FAKE_HTTP_(\d{3})", text):
-            return web.json_response({"error": {"message": f"scripted HTTP {m.group(1)}"}},
-                                     status=int(m.group(1)))
+            return web.json_response(
+                {"error": {"message": f"scripted HTTP {m.group(1)}"}}, status=int(m.group(1))
+            )
         return None
 
     async def responses(self, request: web.Request) -> web.Response:
@@ -104,8 +110,10 @@ class FakeOpenAI:
         if early is not None:
             return early
         assert body is not None
-        items = body.get("input")
-        items = [{"role": "user", "content": items}] if isinstance(items, str) else items
+        raw_input = body.get("input")
+        items: list[dict[str, Any]] = (
+            [{"role": "user", "content": raw_input}] if isinstance(raw_input, str)
+            else list(raw_input or []))
         if (scripted := await self._scripted(_last_user_text(items))) is not None:
             return scripted
         tools = [t["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
@@ -113,22 +121,45 @@ class FakeOpenAI:
         n = next(_ids)
         status = "completed"
         if kind == "call":
-            output = [{"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}",
-                       "name": value[0], "arguments": value[1], "status": "completed"}]
+            output = [
+                {
+                    "type": "function_call",
+                    "id": f"fc_{n}",
+                    "call_id": f"call_{n}",
+                    "name": value[0],
+                    "arguments": value[1],
+                    "status": "completed",
+                }
+            ]
         else:
             text = "Partial answer" if kind == "truncate" else value
             status = "incomplete" if kind == "truncate" else "completed"
-            output = [{"type": "message", "id": f"msg_{n}", "role": "assistant",
-                       "status": status, "content": [
-                           {"type": "output_text", "text": text, "annotations": []}]}]
+            output = [
+                {
+                    "type": "message",
+                    "id": f"msg_{n}",
+                    "role": "assistant",
+                    "status": status,
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ]
         resp = {
-            "id": f"resp_{n}", "object": "response", "created_at": time.time(),
-            "model": body.get("model") or "fake", "status": status, "output": output,
+            "id": f"resp_{n}",
+            "object": "response",
+            "created_at": time.time(),
+            "model": body.get("model") or "fake",
+            "status": status,
+            "output": output,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
-            "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
-                      "input_tokens_details": {"cached_tokens": 0},
-                      "output_tokens_details": {"reasoning_tokens": 0}},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "total_tokens": 15,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
         }
         if kind == "truncate":
             resp["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -144,11 +175,20 @@ class FakeOpenAI:
         if (scripted := await self._scripted(text)) is not None:
             return scripted
         n = next(_ids)
-        resp = {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model") or "fake",
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "content": f"You said: {text}"}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        resp = {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or "fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"You said: {text}"},
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
         return web.Response(body=orjson.dumps(resp), content_type="application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
