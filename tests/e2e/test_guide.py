@@ -251,3 +251,26 @@ def test_spawn_mode_runs_the_same_servers(base_url: str, tmp_path: Path) -> None
     finally:
         proc.stop()
     assert proc.popen.returncode == 0
+
+
+def test_ctrl_c_lets_in_flight_rollouts_finish(base_url: str, tmp_path: Path) -> None:
+    stats_url = base_url.removesuffix("/v1") + "/fake/stats"
+    port = free_port()
+    proc = ng_run(port, base_url)
+    proc.wait_line("servers healthy in", timeout=60)
+    row = json.loads(Path(REPO / DATA).read_text().splitlines()[0])
+    row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_1 weather in Oslo"
+    slow = tmp_path / "slow.jsonl"
+    slow.write_text("".join(json.dumps(row) + "\n" for _ in range(4)))
+    out = tmp_path / "out.jsonl"
+    before = json.loads(get(stats_url))["requests"]
+    collect = Proc([str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}",
+                    f"+input_jsonl_fpath={slow}", f"+output_jsonl_fpath={out}",
+                    "+num_samples_in_parallel=4", f"+head_server.port={port}"])
+    wait_for(lambda: json.loads(get(stats_url))["requests"] >= before + 4, 30,
+             "all four rollouts to reach the model")
+    proc.interrupt()  # Ctrl+C on ng_run while four rollouts are in flight
+    assert collect.wait(60) == 0, collect.text
+    assert proc.wait(60) == 0, proc.text
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["_ng_status"] for r in rows] == ["completed"] * 4
