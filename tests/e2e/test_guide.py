@@ -264,11 +264,21 @@ def test_ctrl_c_lets_in_flight_rollouts_finish(base_url: str, tmp_path: Path) ->
     slow.write_text("".join(json.dumps(row) + "\n" for _ in range(4)))
     out = tmp_path / "out.jsonl"
     before = json.loads(get(stats_url))["requests"]
-    collect = Proc([str(BIN / "ng_collect_rollouts"), f"+agent_name={AGENT}",
-                    f"+input_jsonl_fpath={slow}", f"+output_jsonl_fpath={out}",
-                    "+num_samples_in_parallel=4", f"+head_server.port={port}"])
-    wait_for(lambda: json.loads(get(stats_url))["requests"] >= before + 4, 30,
-             "all four rollouts to reach the model")
+    collect = Proc(
+        [
+            str(BIN / "ng_collect_rollouts"),
+            f"+agent_name={AGENT}",
+            f"+input_jsonl_fpath={slow}",
+            f"+output_jsonl_fpath={out}",
+            "+num_samples_in_parallel=4",
+            f"+head_server.port={port}",
+        ]
+    )
+    wait_for(
+        lambda: json.loads(get(stats_url))["requests"] >= before + 4,
+        30,
+        "all four rollouts to reach the model",
+    )
     proc.interrupt()  # Ctrl+C on ng_run while four rollouts are in flight
     assert collect.wait(60) == 0, collect.text
     assert proc.wait(60) == 0, proc.text

@@ -14,17 +14,33 @@ from nemo_gym.protocol.responses import NeMoGymResponseFunctionToolCallForTraini
 from nemo_gym.supervisor.ports import bind_listener
 
 TOKENS = {"prompt_token_ids": [1, 2], "generation_token_ids": [3], "generation_log_probs": [-0.1]}
-CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc1",
-        "status": "completed"}
+CALL = {
+    "type": "function_call",
+    "call_id": "c1",
+    "name": "f",
+    "arguments": "{}",
+    "id": "fc1",
+    "status": "completed",
+}
 
 
 def test_input_items_are_typed_and_training_fields_survive() -> None:
-    params = NeMoGymResponseCreateParamsNonStreaming.model_validate({"input": [
-        {"role": "user", "content": "hi"}, {**CALL, **TOKENS},
-        {"type": "function_call_output", "call_id": "c1", "output": "{}"},
-        {"type": "message", "role": "assistant", "id": "m", "status": "completed",
-         "content": [{"type": "output_text", "text": "ok", "annotations": []}]},
-    ]})
+    params = NeMoGymResponseCreateParamsNonStreaming.model_validate(
+        {
+            "input": [
+                {"role": "user", "content": "hi"},
+                {**CALL, **TOKENS},
+                {"type": "function_call_output", "call_id": "c1", "output": "{}"},
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "id": "m",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "ok", "annotations": []}],
+                },
+            ]
+        }
+    )
     assert isinstance(params.input[0], EasyInputMessage)
     assert isinstance(params.input[1], ResponseFunctionToolCall)
     dumped = params.model_dump(mode="json", exclude_unset=True)
@@ -35,16 +51,27 @@ def test_input_items_are_typed_and_training_fields_survive() -> None:
 def test_unknown_create_param_is_rejected_by_name() -> None:
     with pytest.raises(ValidationError, match="max_output_token"):
         NeMoGymResponseCreateParamsNonStreaming.model_validate(
-            {"input": "x", "max_output_token": 5})
+            {"input": "x", "max_output_token": 5}
+        )
 
 
 def test_response_keeps_tool_outputs_and_lenient_usage() -> None:
-    response = NeMoGymResponse.model_validate({
-        "id": "r", "object": "response", "created_at": 0, "model": "m", "tools": [],
-        "parallel_tool_calls": True, "tool_choice": "auto",
-        "output": [{**CALL, **TOKENS}, {"type": "function_call_output", "call_id": "c1",
-                                          "output": "42"}],
-        "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}})
+    response = NeMoGymResponse.model_validate(
+        {
+            "id": "r",
+            "object": "response",
+            "created_at": 0,
+            "model": "m",
+            "tools": [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "output": [
+                {**CALL, **TOKENS},
+                {"type": "function_call_output", "call_id": "c1", "output": "42"},
+            ],
+            "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+        }
+    )
     dumped = response.model_dump(mode="json", exclude_unset=True)
     assert dumped["output"][1] == {"type": "function_call_output", "call_id": "c1", "output": "42"}
     assert dumped["output"][0]["prompt_token_ids"] == [1, 2]

@@ -112,8 +112,10 @@ class FakeOpenAI:
         assert body is not None
         raw_input = body.get("input")
         items: list[dict[str, Any]] = (
-            [{"role": "user", "content": raw_input}] if isinstance(raw_input, str)
-            else list(raw_input or []))
+            [{"role": "user", "content": raw_input}]
+            if isinstance(raw_input, str)
+            else list(raw_input or [])
+        )
         if (scripted := await self._scripted(_last_user_text(items))) is not None:
             return scripted
         tools = [t["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
