@@ -16,16 +16,18 @@ One repetition:
    command, and from its "Found N rows!" line to its exit), reads the rows back (p50/p99 of
    ``_ng_elapsed_s``, counts per ``_ng_status``), counts upstream requests per rollout, and
    takes each process's CPU time over the run;
-4. samples, every 50 ms, the RSS (and PSS/USS) of every Gym process (ng_run and its
-   descendants, ng_collect_rollouts and its descendants; never the fake endpoint) and keeps the
-   peak of the sum per phase and the biggest single process;
+4. samples, every 50 ms, the RSS of every Gym process (ng_run and its descendants,
+   ng_collect_rollouts and its descendants; never the fake endpoint), and their PSS/USS every
+   500 ms, and keeps the peak of the sum per phase and the biggest single process;
 5. stops ng_run with SIGINT, then the fake endpoint.
 
 ``--repeat K`` runs all of that K times and reports medians. ``--profile`` adds one run at
 ``--profile-parallel`` (default 64) after the measured ones, with ``py-spy record`` attached to
 every Gym process for ``--profile-duration`` seconds; that run is reported apart (py-spy costs
-CPU) and is never part of the medians. Results: a Markdown report on stdout and
-``<out>/results.json``.
+CPU) and is never part of the medians. ``--pycache-prefix DIR`` gives the started processes a
+bytecode cache outside the repo (this machine sets PYTHONDONTWRITEBYTECODE and the venv has no
+.pyc, so by default every process start compiles its imports). ``--merge a.json b.json`` pools
+earlier runs. Results: a Markdown report on stdout and ``<out>/results.json``.
 """
 
 from __future__ import annotations
@@ -603,13 +605,19 @@ def run_collect(
     reader = LineReader(proc.stdout, out / f"collect_p{parallel}.stdout.log", on_line)
     reader.start()
     threading.Thread(target=waiter, daemon=True).start()
-    if not done.wait(deadline_s):
-        log(f"ng_collect_rollouts p={parallel} still running after {deadline_s}s; killing it")
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        done.wait(10)
+    try:
+        if not done.wait(deadline_s):
+            log(f"ng_collect_rollouts p={parallel} still running after {deadline_s}s; killing it")
+            raise TimeoutError
+    except BaseException:  # the deadline, or Ctrl+C on the harness: never leave it running
+        if not done.is_set():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: it and its children
+            except ProcessLookupError:
+                pass
+            done.wait(10)
+        if not isinstance(sys.exc_info()[1], TimeoutError):
+            raise
     sampler.set_root("ng_collect_rollouts", None)
     proc.returncode = os.waitstatus_to_exitcode(result["status"]) if "status" in result else -9
     reader.join(timeout=5)
@@ -1177,6 +1185,8 @@ def merge(args: argparse.Namespace) -> int:
         for f, r in zip(args.merge, loaded, strict=True)
     ]
     results["repetitions"] = [rep for r in loaded for rep in r["repetitions"]]
+    dates = sorted(r["date"] for r in loaded)
+    results["date"] = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     profiles = [r["profile"] for r in loaded if r.get("profile")]
     if profiles:
         results["profile"] = profiles[-1]
@@ -1282,4 +1292,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted; the processes this run started were stopped")
+        sys.exit(130)
