@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from fastapi import Body, HTTPException, Request
+from fastapi import HTTPException, Request
 from pydantic import Field, ValidationError
 
+from nemo_gym.agent.server import BaseRunRowRequest
 from nemo_gym.base_responses_api_agent import (
     BaseResponsesAPIAgentConfig,
     ModelServerRef,
@@ -33,6 +34,7 @@ from nemo_gym.base_responses_api_agent import (
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.openai_utils import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, finished_row
+from nemo_gym.server.bodies import validated_json
 from nemo_gym.server.routing import JSONResponseBytes
 from nemo_gym.server.sessions import SESSION_HEADER, SESSION_ID_KEY
 
@@ -60,12 +62,8 @@ class SimpleAgent(SimpleResponsesAPIAgent):
     _seed_needed: bool | None = None
     _seed_lock: asyncio.Lock | None = None
 
-    async def responses(
-        self,
-        request: Request,
-        body: NeMoGymResponseCreateParamsNonStreaming = Body(),
-    ) -> Any:
-        params = body.model_dump(mode="json", exclude_unset=True)
+    async def responses(self, request: Request) -> Any:
+        params = await validated_json(request, NeMoGymResponseCreateParamsNonStreaming)
         try:
             trajectory = await self.trajectory(params, request.session[SESSION_ID_KEY])
         except RolloutFailure as failure:
@@ -74,11 +72,10 @@ class SimpleAgent(SimpleResponsesAPIAgent):
 
     async def run(self, request: Request) -> Any:
         started = time.monotonic()
-        row = orjson.loads(await request.body())
+        row = await validated_json(request, BaseRunRowRequest)
+        params = row["responses_create_params"]
         try:
-            params = NeMoGymResponseCreateParamsNonStreaming.model_validate(
-                row.get("responses_create_params")
-            ).model_dump(mode="json", exclude_unset=True)
+            NeMoGymResponseCreateParamsNonStreaming.model_validate(params)
         except ValidationError as exc:
             failure = RolloutFailure("invalid_input", f"responses_create_params: {exc}")
             return JSONResponseBytes(orjson.dumps(failed_row(row, failure, started)))
@@ -136,9 +133,8 @@ class SimpleAgent(SimpleResponsesAPIAgent):
                     outputs=outputs,
                 )
             try:
-                response = NeMoGymResponse.model_validate(resp.json_sync()).model_dump(
-                    mode="json", exclude_unset=True
-                )
+                response = resp.json_sync()
+                NeMoGymResponse.model_validate(response)
             except (ValidationError, orjson.JSONDecodeError) as exc:
                 raise RolloutFailure(
                     "model_error",

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from fastapi import Body
+from fastapi import Body, Request
 from fastapi.exceptions import HTTPException
 from pydantic import Field, SecretStr
 
@@ -21,7 +20,8 @@ from nemo_gym.base_responses_api_model import (
     SimpleResponsesAPIModel,
 )
 from nemo_gym.core.errors import UpstreamError
-from nemo_gym.openai_utils import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.server.bodies import validated_json
 from nemo_gym.server.http_client import HttpResponse, RetryPolicy
 from nemo_gym.server.routing import JSONResponseBytes
 
@@ -72,17 +72,14 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
             )
         return resp
 
-    async def responses(self, body: NeMoGymResponseCreateParamsNonStreaming = Body()) -> Any:
-        payload = body.model_dump(mode="json", exclude_unset=True, exclude=set(GYM_ONLY_FIELDS))
+    async def responses(self, request: Request) -> Any:
+        """Forward validated create params; the upstream's answer is passed back as it came
+        (whoever calls this validates it: the agent does)."""
+        body = await validated_json(request, NeMoGymResponseCreateParamsNonStreaming)
+        payload = {k: v for k, v in body.items() if k not in GYM_ONLY_FIELDS}
         payload["model"] = self.config.openai_model
         resp = await self._forward("/responses", payload)
-        try:
-            response = NeMoGymResponse.model_validate(resp.json_sync())
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            raise HTTPException(
-                status_code=502, detail=f"upstream sent an invalid response: {exc}"
-            ) from None
-        return JSONResponseBytes(response.model_dump_json(exclude_unset=True))
+        return JSONResponseBytes(resp.body)
 
     async def chat_completions(
         self,

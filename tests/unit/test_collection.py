@@ -42,8 +42,11 @@ def test_rows_are_validated_and_limited(tmp_path: Path) -> None:
         ('{"other": 1}', "missing the object `responses_create_params`"),
         (
             '{"responses_create_params": {"input": "x", "temprature": 0}}',
-            "responses_create_params.temprature: Extra inputs are not permitted",
+            "responses_create_params.temprature: unknown key (did you mean 'temperature'?)",
         ),
+        ('{"responses_create_params": {"instructions": "x"}}', "params.input: missing"),
+        ('{"responses_create_params": {"input": [1]}}', "input.0: each item must be an object"),
+        ('{"responses_create_params": {"input": "x", "temperature": "hot"}}', "must be a number"),
     ],
 )
 def test_bad_row_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:

@@ -94,3 +94,9 @@ def test_port_zero_binds_a_free_port_and_a_taken_port_is_named() -> None:
             pass  # already listening: connections queue before any server process starts
     finally:
         sock.close()
+
+
+def test_quick_shape_check_knows_every_create_param() -> None:
+    from nemo_gym.protocol.params_shape import CREATE_PARAMS_FIELDS
+
+    assert set(NeMoGymResponseCreateParamsNonStreaming.model_fields) == CREATE_PARAMS_FIELDS

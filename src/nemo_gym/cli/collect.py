@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
@@ -133,7 +134,8 @@ def main() -> int:
                 timeout_s=params.rollout_timeout_s,
                 summary=summary,
                 on_done=tick,
-            )
+            ),
+            loop_factory=uvloop.new_event_loop,
         )
     except KeyboardInterrupt:
         interrupted = True

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Literal
 
+import uvloop
 from pydantic import BaseModel, Field
 
 from nemo_gym.cli.params import cli_entry, load_params
@@ -70,4 +71,4 @@ def main() -> int:
     def on_ready(elapsed: float) -> None:
         stdout_writer(format_table(children, elapsed))
 
-    return asyncio.run(supervisor.run(on_ready, started))
+    return asyncio.run(supervisor.run(on_ready, started), loop_factory=uvloop.new_event_loop)

@@ -1,10 +1,10 @@
 """Reading task rows for collection: validated up front, with file and line in every error.
 
 Every row is read and checked before any rollout starts: it must be a JSON object with a
-``responses_create_params`` object that is valid Responses API create params after the
-command-line overrides are applied. Blank lines are skipped. Rows are then repeated in the
-``aabbcc`` order (each row ``num_repeats`` times in a row) and tagged with ``_ng_task_index``
-(0-based input row) and ``_ng_repeat_index``.
+``responses_create_params`` object of the right shape (known keys, an ``input``) after the
+command-line overrides are applied; see ``nemo_gym.protocol.params_shape``. Blank lines are
+skipped. Rows are then repeated in the ``aabbcc`` order (each row ``num_repeats`` times in a
+row) and tagged with ``_ng_task_index`` (0-based input row) and ``_ng_repeat_index``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from nemo_gym.core.errors import InputDataError
+from nemo_gym.protocol.params_shape import shape_error
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,6 @@ def read_rows(
     Raises:
         InputDataError: naming the file and the 1-based line of the first bad row.
     """
-    from nemo_gym.protocol.responses import NeMoGymResponseCreateParamsNonStreaming
-
     label = str(path)
     try:
         handle = path.open("rb")
@@ -78,14 +76,8 @@ def read_rows(
                 raise InputDataError(label, line_no, "missing the object `responses_create_params`")
             if overrides:
                 params = row["responses_create_params"] = deep_merge(params, overrides)
-            try:
-                NeMoGymResponseCreateParamsNonStreaming.model_validate(params)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise InputDataError(
-                    label, line_no, f"responses_create_params.{where}: {err['msg']}"
-                ) from None
+            if (problem := shape_error(params)) is not None:
+                raise InputDataError(label, line_no, f"responses_create_params.{problem}")
             rows.append(row)
     return rows
 

@@ -15,7 +15,9 @@ import email.utils
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 
 import aiohttp
@@ -56,9 +58,19 @@ class HttpResponse:
 
     status: int
     body: bytes
-    headers: dict[str, str]
-    cookies: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str]
     url: str = ""
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies the server set (parsed on demand: most callers never look)."""
+        getall = getattr(self.headers, "getall", None)
+        values = getall("Set-Cookie", []) if getall else [self.headers.get("Set-Cookie", "")]
+        jar: SimpleCookie = SimpleCookie()
+        for value in values:
+            if value:
+                jar.load(value)
+        return {name: morsel.value for name, morsel in jar.items()}
 
     @property
     def ok(self) -> bool:
@@ -107,8 +119,8 @@ class RetryBudget:
         return True
 
 
-def _retry_after_s(headers: dict[str, str]) -> float | None:
-    value = headers.get("Retry-After") or headers.get("retry-after")
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -215,11 +227,7 @@ class HttpClient:
                 ) as resp:
                     body = await resp.read()
                     result = HttpResponse(
-                        status=resp.status,
-                        body=body,
-                        headers=dict(resp.headers),
-                        cookies={k: m.value for k, m in resp.cookies.items()},
-                        url=url,
+                        status=resp.status, body=body, headers=resp.headers, url=url
                     )
                 if result.status not in retry.retry_statuses:
                     return result

@@ -133,7 +133,21 @@ def serve(
         backlog=4096,
     )
     server = _server_class()(config)
+    tune_gc()
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector off the request path of a long-running server.
+
+    Everything alive at start-up (modules, the app) is moved out of the collector's view, and
+    young-generation collections run every 20,000 allocations instead of 700: request handling
+    makes few reference cycles, and the default made GC 7-9% of a busy server's CPU.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServer:

@@ -37,8 +37,28 @@ def _from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+class _NewSession(dict[str, str]):
+    """A session for a request that brought none: the id is made when first read."""
+
+    issued = False
+
+    def __missing__(self, key: str) -> str:
+        if key != SESSION_ID_KEY:
+            raise KeyError(key)
+        self[key] = value = uuid.uuid4().hex
+        self.issued = True
+        return value
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self[key] if key == SESSION_ID_KEY else super().get(key, default)
+
+
 class SessionIdMiddleware:
-    """Put ``{"session_id": ...}`` in ``scope["session"]``; issue a cookie for new sessions."""
+    """Put ``{"session_id": ...}`` in ``scope["session"]``.
+
+    A request without a session gets an id (and a cookie carrying it) only if the route reads
+    it, so routes that do not use sessions cost no cookie.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,14 +72,14 @@ class SessionIdMiddleware:
             scope["session"] = {SESSION_ID_KEY: session_id}
             await self.app(scope, receive, send)
             return
-        session_id = uuid.uuid4().hex
-        scope["session"] = {SESSION_ID_KEY: session_id}
-        cookie = f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=lax".encode()
+        session = scope["session"] = _NewSession()
 
         async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"set-cookie", cookie)]
+            if message["type"] == "http.response.start" and session.issued:
+                cookie = (
+                    f"{SESSION_COOKIE}={session[SESSION_ID_KEY]}; Path=/; HttpOnly; SameSite=lax"
+                )
+                message["headers"] = [*message.get("headers", ()), (b"set-cookie", cookie.encode())]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

@@ -9,6 +9,7 @@ the process table and the config with secrets redacted; it never sees a secret.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import socket
 from collections.abc import Callable
@@ -76,6 +77,7 @@ def start_servers(
         sockets.append(sock)
     if mode == "fork":
         preload()
+        gc.freeze()  # what the children inherit stays shared: the collector never writes to it
     sys_path = [str(root)]
     children: list[ChildProcess] = []
     try:

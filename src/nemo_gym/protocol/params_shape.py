@@ -1,0 +1,79 @@
+"""A quick check of create params' shape that needs no OpenAI types (for fast CLI start-up).
+
+``ng_collect_rollouts`` checks every input row before any work starts. Importing the full
+Responses models (the ``openai`` package) would cost the CLI over half a second, so it checks
+here what users get wrong: unknown or misspelt keys, a missing ``input``, items and tools that
+are not objects, and mistyped numbers. Agents validate each row fully when they run it (a row
+that fails there is recorded as ``invalid_input``). ``CREATE_PARAMS_FIELDS`` is kept equal to
+the model's fields by a test.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+CREATE_PARAMS_FIELDS = frozenset(
+    {
+        "input",
+        "instructions",
+        "model",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "temperature",
+        "top_p",
+        "max_output_tokens",
+        "max_tool_calls",
+        "seed",
+        "stop",
+        "reasoning",
+        "text",
+        "metadata",
+        "include",
+        "truncation",
+        "previous_response_id",
+        "prompt",
+        "service_tier",
+        "store",
+        "background",
+        "top_logprobs",
+        "user",
+        "stream",
+        "return_token_id_information",
+    }
+)
+_NUMBERS = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "max_output_tokens": (int,),
+    "max_tool_calls": (int,),
+    "seed": (int,),
+    "top_logprobs": (int,),
+}
+
+
+def shape_error(params: dict[str, Any]) -> str | None:
+    """Describe the first shape problem of ``params`` (``None`` when it looks right)."""
+    for key in params:
+        if key not in CREATE_PARAMS_FIELDS:
+            close = difflib.get_close_matches(key, sorted(CREATE_PARAMS_FIELDS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"{key}: unknown key{hint}"
+    if "input" not in params:
+        return "input: missing (a string or a list of input items)"
+    items = params["input"]
+    if not isinstance(items, (str, list)):
+        return "input: must be a string or a list of input items"
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not ("role" in item or "type" in item):
+                return f"input.{i}: each item must be an object with a `role` or a `type`"
+    tools = params.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools):
+        return "tools: must be a list of objects with a `type`"
+    for key, types in _NUMBERS.items():
+        value = params.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{key}: must be a number, got {value!r}"
+    return None
