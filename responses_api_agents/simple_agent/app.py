@@ -32,7 +32,8 @@ from nemo_gym.base_responses_api_agent import (
     SimpleResponsesAPIAgent,
 )
 from nemo_gym.core.errors import UpstreamError
-from nemo_gym.openai_utils import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.protocol.shapes import response_shape_error
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, finished_row
 from nemo_gym.server.bodies import validated_json
 from nemo_gym.server.routing import JSONResponseBytes
@@ -134,15 +135,17 @@ class SimpleAgent(SimpleResponsesAPIAgent):
                 )
             try:
                 response = resp.json_sync()
-                NeMoGymResponse.model_validate(response)
-            except (ValidationError, orjson.JSONDecodeError) as exc:
+            except orjson.JSONDecodeError as exc:
+                response, problem = {}, f"not JSON ({exc})"
+            else:
+                problem = response_shape_error(response)
+            if problem is not None:
                 raise RolloutFailure(
                     "model_error",
-                    f"invalid response from model server: {exc}",
+                    f"invalid response from model server: {problem}",
                     step=step,
-                    partial=response,
                     outputs=outputs,
-                ) from None
+                )
             output = response.get("output") or []
             outputs.extend(output)
             calls = [item for item in output if item.get("type") == "function_call"]

@@ -97,6 +97,22 @@ def test_port_zero_binds_a_free_port_and_a_taken_port_is_named() -> None:
 
 
 def test_quick_shape_check_knows_every_create_param() -> None:
-    from nemo_gym.protocol.params_shape import CREATE_PARAMS_FIELDS
+    from nemo_gym.protocol.shapes import CREATE_PARAMS_FIELDS
 
     assert set(NeMoGymResponseCreateParamsNonStreaming.model_fields) == CREATE_PARAMS_FIELDS
+
+
+def test_response_shape_check_names_what_the_loop_cannot_use() -> None:
+    from nemo_gym.protocol.shapes import response_shape_error
+
+    ok = {"output": [CALL, {"type": "message", "content": []}]}
+    assert response_shape_error(ok) is None
+    assert response_shape_error([]) == "the response is not a JSON object"
+    assert response_shape_error({"id": "x"}) == "`output` is missing or not a list"
+    assert (
+        response_shape_error({"output": [{"no": "type"}]}) == "output.0: not an item with a `type`"
+    )
+    bad_call = {**CALL, "arguments": {"city": "x"}}
+    assert response_shape_error({"output": [bad_call]}) == (
+        "output.0.arguments: a function call needs a string `arguments`"
+    )

@@ -34,8 +34,15 @@ def _failed(task: Task, kind: str, message: str, started: float) -> dict[str, An
     }
 
 
-async def run_one(http: HttpClient, run_url: str, task: Task, timeout_s: float) -> dict[str, Any]:
-    """Run one rollout; always return a row (failed rows included)."""
+async def run_one(
+    http: HttpClient, run_url: str, task: Task, timeout_s: float
+) -> tuple[dict[str, Any], bytes | None]:
+    """Run one rollout; always return its row (failed rows included).
+
+    Returns:
+        The row, and the agent's body when it can be written to the output as it is (a Gym
+        agent's complete single-line row), which saves serialising the row again.
+    """
     started = time.monotonic()
     try:
         resp = await http.request(
@@ -43,22 +50,24 @@ async def run_one(http: HttpClient, run_url: str, task: Task, timeout_s: float) 
         )
     except UpstreamError as exc:
         kind = "timeout" if exc.kind == "timeout" else "agent_error"
-        return _failed(task, kind, str(exc), started)
+        return _failed(task, kind, str(exc), started), None
     if not resp.ok:
         return _failed(
             task,
             "agent_error",
             f"agent answered HTTP {resp.status}: {resp.body[:2000].decode(errors='replace')}",
             started,
-        )
+        ), None
     try:
         row = resp.json_sync()
     except ValueError as exc:
-        return _failed(task, "agent_error", f"agent answered invalid JSON: {exc}", started)
+        return _failed(task, "agent_error", f"agent answered invalid JSON: {exc}", started), None
     if not isinstance(row, dict):
         return _failed(
             task, "agent_error", "agent answered something other than an object", started
-        )
+        ), None
+    if STATUS_KEY in row and "_ng_task_index" in row and b"\n" not in resp.body:
+        return row, resp.body
     row.setdefault("_ng_task_index", task.task_index)
     row.setdefault("_ng_repeat_index", task.repeat_index)
     row.setdefault("_ng_schema_version", ROW_SCHEMA_VERSION)
@@ -66,7 +75,7 @@ async def run_one(http: HttpClient, run_url: str, task: Task, timeout_s: float) 
         ok = isinstance(row.get("reward"), (int, float))
         row[STATUS_KEY] = "completed" if ok else "failed"
         row[FAILURE_KEY] = None if ok else failure_info("verifier_error", "no numeric reward")
-    return row
+    return row, None
 
 
 async def collect(
@@ -91,8 +100,8 @@ async def collect(
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            row = await run_one(http, run_url, task, timeout_s)
-            writer.write(row)
+            row, raw = await run_one(http, run_url, task, timeout_s)
+            writer.write(row, raw)
             summary.add(row)
             on_done()
 

@@ -2,7 +2,7 @@
 
 Every row is read and checked before any rollout starts: it must be a JSON object with a
 ``responses_create_params`` object of the right shape (known keys, an ``input``) after the
-command-line overrides are applied; see ``nemo_gym.protocol.params_shape``. Blank lines are
+command-line overrides are applied; see ``nemo_gym.protocol.shapes``. Blank lines are
 skipped. Rows are then repeated in the ``aabbcc`` order (each row ``num_repeats`` times in a
 row) and tagged with ``_ng_task_index`` (0-based input row) and ``_ng_repeat_index``.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from nemo_gym.core.errors import InputDataError
-from nemo_gym.protocol.params_shape import shape_error
+from nemo_gym.protocol.shapes import shape_error
 
 
 @dataclass(frozen=True)

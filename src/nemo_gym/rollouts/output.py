@@ -27,8 +27,10 @@ class RowWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def write(self, row: dict[str, Any]) -> None:
-        os.write(self._fd, orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    def write(self, row: dict[str, Any], raw: bytes | None = None) -> None:
+        """Append ``row`` as one line (``raw``: its JSON already serialised on one line)."""
+        line = raw if raw is not None else orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
+        os.write(self._fd, line + b"\n")
 
     def close(self) -> None:
         os.close(self._fd)

@@ -1,11 +1,17 @@
-"""A quick check of create params' shape that needs no OpenAI types (for fast CLI start-up).
+"""Quick shape checks of create params and model responses, without the OpenAI types.
 
+Create params:
 ``ng_collect_rollouts`` checks every input row before any work starts. Importing the full
 Responses models (the ``openai`` package) would cost the CLI over half a second, so it checks
 here what users get wrong: unknown or misspelt keys, a missing ``input``, items and tools that
 are not objects, and mistyped numbers. Agents validate each row fully when they run it (a row
 that fails there is recorded as ``invalid_input``). ``CREATE_PARAMS_FIELDS`` is kept equal to
 the model's fields by a test.
+
+Model responses: the agent checks on every step only what its loop relies on (an ``output``
+list of typed items; function calls with a name, arguments and call id). The full Responses
+model validates the finished trajectory once, in the resources server's ``/verify``, instead of
+on every step of every rollout.
 """
 
 from __future__ import annotations
@@ -76,4 +82,23 @@ def shape_error(params: dict[str, Any]) -> str | None:
         value = params.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
             return f"{key}: must be a number, got {value!r}"
+    return None
+
+
+def response_shape_error(response: Any) -> str | None:
+    """Describe the first problem of a model response the agent loop cannot use."""
+    if not isinstance(response, dict):
+        return "the response is not a JSON object"
+    output = response.get("output")
+    if not isinstance(output, list):
+        return "`output` is missing or not a list"
+    for i, item in enumerate(output):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            return f"output.{i}: not an item with a `type`"
+        if item["type"] == "function_call":
+            for key in ("name", "arguments", "call_id"):
+                if not isinstance(item.get(key), str):
+                    return f"output.{i}.{key}: a function call needs a string `{key}`"
+        elif item["type"] == "message" and not isinstance(item.get("content"), (list, str)):
+            return f"output.{i}.content: a message needs content"
     return None
