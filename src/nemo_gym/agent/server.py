@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from nemo_gym.config.instances import ServerRef
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
+from nemo_gym.server.routing import add_post_route
 
 
 class BaseResponsesAPIAgentConfig(BaseServerConfig):
@@ -46,8 +47,8 @@ class SimpleResponsesAPIAgent(SimpleServer):
     def setup_webserver(self) -> FastAPI:
         """The app with ``/v1/responses`` and ``/run``."""
         app = self.create_app()
-        app.post("/v1/responses")(self.responses)
-        app.post("/run")(self.run)
+        add_post_route(app, "/v1/responses", self.responses)
+        add_post_route(app, "/run", self.run)
         return app
 
     @abstractmethod

@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict
 
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
+from nemo_gym.server.routing import add_post_route
 
 
 class BaseResponsesAPIModelConfig(BaseServerConfig):
@@ -44,8 +45,8 @@ class SimpleResponsesAPIModel(SimpleServer):
     def setup_webserver(self) -> FastAPI:
         """The app with ``/v1/responses`` and ``/v1/chat/completions``."""
         app = self.create_app()
-        app.post("/v1/responses")(self.responses)
-        app.post("/v1/chat/completions")(self.chat_completions)
+        add_post_route(app, "/v1/responses", self.responses)
+        add_post_route(app, "/v1/chat/completions", self.chat_completions)
         return app
 
     @abstractmethod
