@@ -25,7 +25,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
-.venv/bin/python -m uv pip install --quiet --compile-bytecode --python .venv/bin/python -e '.[dev]'
+# uv.lock pins every dependency; --inexact keeps uv itself in the venv.
+.venv/bin/python -m uv sync --quiet --frozen --inexact --extra dev --compile-bytecode \
+  --python .venv/bin/python
 # Byte-compile our own sources too: where PYTHONDONTWRITEBYTECODE is set, every process would
 # otherwise compile its imports at each start (about a second per server process).
 env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m compileall -q -j 0 src resources_servers \
