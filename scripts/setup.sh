@@ -25,9 +25,25 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+# llama-cpp-python compiles llama.cpp for this CPU (about 5 minutes, once; uv caches the wheel).
+# Some virtual machines report Intel AMX but fault on its tile instructions, so AMX is left out.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
+if grep -q ' amx' /proc/cpuinfo 2>/dev/null; then
+  export CFLAGS="${CFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  export CXXFLAGS="${CXXFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 # uv.lock pins every dependency; --inexact keeps uv itself in the venv.
 .venv/bin/python -m uv sync --quiet --frozen --inexact --extra dev --compile-bytecode \
   --python .venv/bin/python
+# The embedded model must decode a multi-token prompt; a llama.cpp built (or cached) for
+# instructions this CPU cannot run crashes here, and is rebuilt once without the cache.
+if ! .venv/bin/python scripts/check_llama.py >/dev/null 2>&1; then
+  echo "llama-cpp-python does not run on this CPU as built; rebuilding it (about 5 minutes)"
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python --no-cache \
+    --reinstall-package llama-cpp-python "$(.venv/bin/python -c 'import importlib.metadata as m; print("llama-cpp-python==" + m.version("llama-cpp-python"))')"
+  .venv/bin/python scripts/check_llama.py
+fi
 # Byte-compile our own sources too: where PYTHONDONTWRITEBYTECODE is set, every process would
 # otherwise compile its imports at each start (about a second per server process).
 env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m compileall -q -j 0 src resources_servers \

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.config.instances import parse_server_instances
 from nemo_gym.config.loader import resolve_config
+from nemo_gym.config.policy import default_policy_to_local_model
 from nemo_gym.config.secrets import redact
 
 
@@ -23,6 +24,7 @@ class DumpConfigParams(BaseModel):
 @cli_entry
 def main() -> int:
     _, loaded = load_params(DumpConfigParams, "ng_dump_config")
+    default_policy_to_local_model(loaded)
     resolved = resolve_config(loaded)
     parse_server_instances(resolved, loaded)
     resolved.pop("h", None)

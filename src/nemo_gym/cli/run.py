@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.config.instances import parse_server_instances
 from nemo_gym.config.loader import resolve_config
+from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
 from nemo_gym.config.secrets import redact
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.supervisor.launcher import start_servers
@@ -53,6 +54,9 @@ class RunParams(BaseModel):
 def main() -> int:
     started = time.monotonic()
     params, loaded = load_params(RunParams, "ng_run")
+    swapped = default_policy_to_local_model(loaded)
+    if swapped:
+        stdout_writer(offline_notice(swapped) + "\n")
     resolved = resolve_config(loaded)
     instances = parse_server_instances(resolved, loaded)
     if not instances:

