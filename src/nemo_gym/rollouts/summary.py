@@ -20,6 +20,7 @@ class RunSummary:
     total: int = 0
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     failure_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+    truncation_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -30,7 +31,8 @@ class RunSummary:
         self.statuses[status] += 1
         failure = row.get("_ng_failure")
         if isinstance(failure, dict) and failure.get("kind"):
-            self.failure_kinds[str(failure["kind"])] += 1
+            kinds = self.failure_kinds if status == "failed" else self.truncation_kinds
+            kinds[str(failure["kind"])] += 1
         if status == "failed":
             return
         for key, value in row.items():
@@ -59,13 +61,18 @@ class RunSummary:
         )
         parts = [head]
         if self.statuses["truncated"]:
-            parts.append(f"{self.statuses['truncated']} truncated (included)")
-        parts.append(f"{failed} failed")
-        text = ", ".join(parts)
-        if self.failure_kinds:
-            kinds = ", ".join(f"{k}: {n}" for k, n in self.failure_kinds.most_common())
-            text += f" ({kinds})"
-        return text
+            parts.append(
+                f"{self.statuses['truncated']} truncated and included"
+                f"{_kinds(self.truncation_kinds)}"
+            )
+        parts.append(f"{failed} failed{_kinds(self.failure_kinds)}")
+        return ", ".join(parts)
+
+
+def _kinds(counter: collections.Counter[str]) -> str:
+    if not counter:
+        return ""
+    return " (" + ", ".join(f"{k}: {n}" for k, n in counter.most_common()) + ")"
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> RunSummary:
