@@ -43,6 +43,7 @@ from responses_api_models.local_model.engine import (
     LlamaPool,
     SamplingParams,
     default_model_path,
+    end_of_turn_ids,
     generate,
 )
 from responses_api_models.local_model.prompting import (
@@ -131,8 +132,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
             and request["messages"][-1].get("role") == "user"
         ):
             choice = "required"
-        prompt = self._renderer.render(request["messages"], tools if choice != "none" else None)
-        prompt_ids = self.pool.first.tokenize(prompt.encode(), add_bos=self._add_bos, special=True)
+        prompt_ids = self.prompt_token_ids(request["messages"], tools if choice != "none" else None)
         room = self.config.n_ctx - len(prompt_ids)
         if room <= 1:
             return Completion(
@@ -173,6 +173,30 @@ class LocalModelServer(SimpleResponsesAPIModel):
             generation,
             f"no valid tool call in {self.config.max_tool_call_attempts} samples: {problem}",
         )
+
+    def prompt_token_ids(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> list[int]:
+        """The prompt's tokens; token-exact with the last trained turn in the history.
+
+        When an assistant message carries the tokens it was generated from and as
+        (``prompt_token_ids`` + ``generation_token_ids``), the prompt starts with exactly
+        those tokens instead of re-tokenising that turn's text, which could tokenise
+        differently (a tool call's JSON re-serialised, a word split another way).
+        """
+        assert self._renderer is not None
+        llama = self.pool.first
+        splice = self._renderer.splice_points(messages, tools)
+        if splice is None:
+            text = self._renderer.render(messages, tools)
+            return list(llama.tokenize(text.encode(), add_bos=self._add_bos, special=True))
+        k, glue, rest = splice
+        turn = messages[k]
+        generated = list(turn["generation_token_ids"])
+        if not generated or generated[-1] not in end_of_turn_ids(llama):
+            glue = self._renderer.eos_token + glue  # the turn was cut off before its end
+        tail = llama.tokenize((glue + rest).encode(), add_bos=False, special=True)
+        return [*turn["prompt_token_ids"], *generated, *tail]
 
     # -- routes ----------------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Any:

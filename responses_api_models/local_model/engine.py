@@ -139,11 +139,11 @@ def generate(llama: Any, prompt_token_ids: list[int], params: SamplingParams) ->
     )
     try:
         for token in stream:
-            if token in stop_ids:
-                break
             if params.want_log_probs:
                 result.log_probs.append(_log_prob(llama.scores[llama.n_tokens - 1], token))
             result.token_ids.append(token)
+            if token in stop_ids:  # sampled and kept: the next turn's prompt starts after it
+                break
             text += llama.detokenize([token], prev_tokens=result.token_ids[:-1])
             decoded = text.decode("utf-8", errors="ignore")
             cut = _stop_at(decoded, params.stop)

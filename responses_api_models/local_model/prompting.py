@@ -42,14 +42,49 @@ class PromptRenderer:
         self.bos_token = bos_token
         self.eos_token = eos_token
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool = True,
+    ) -> str:
         """The prompt for ``messages``, with ``tools`` described in the system message."""
         return self.template.render(
             messages=prepare_messages(messages, tools),
-            add_generation_prompt=True,
+            add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
         )
+
+    def splice_points(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> tuple[int, str, str] | None:
+        """Where a prompt can reuse the exact tokens of the last trained assistant turn.
+
+        Returns ``(k, glue, rest)``: message ``k`` is the last assistant turn that carries
+        ``prompt_token_ids`` and ``generation_token_ids``; the prompt is those tokens, then
+        ``glue`` (what the template writes after that turn's end-of-turn marker), then
+        ``rest`` (the later messages and the generation prompt), each tokenised on its own.
+        ``None`` when there is no such turn or the template cannot be split there.
+        """
+        k = next(
+            (
+                i
+                for i in range(len(messages) - 1, -1, -1)
+                if messages[i].get("role") == "assistant"
+                and "generation_token_ids" in messages[i]
+                and "prompt_token_ids" in messages[i]
+            ),
+            None,
+        )
+        if k is None or not self.eos_token:
+            return None
+        full = self.render(messages, tools)
+        head = self.render(messages[: k + 1], tools, add_generation_prompt=False)
+        end = head.rfind(self.eos_token)
+        if end < 0 or not full.startswith(head):
+            return None
+        return k, head[end + len(self.eos_token) :], full[len(head) :]
 
 
 def tools_system_text(tools: list[dict[str, Any]]) -> str:

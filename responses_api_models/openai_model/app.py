@@ -29,22 +29,34 @@ from nemo_gym.server.routing import JSONResponseBytes
 GYM_ONLY_FIELDS = ("return_token_id_information",)
 
 
-class OpenAIModelConfig(BaseResponsesAPIModelConfig):
+class UpstreamRetrySettings(BaseResponsesAPIModelConfig):
+    """How calls to the upstream API are bounded."""
+
+    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx.")
+    request_timeout_s: float = Field(default=600.0, gt=0, description="Deadline of one attempt.")
+
+
+class OpenAIModelConfig(UpstreamRetrySettings):
     openai_base_url: str = Field(description="Base URL, e.g. https://api.openai.com/v1.")
     openai_api_key: SecretStr = Field(description="API key sent as a Bearer token.")
     openai_model: str = Field(description="Model name sent upstream.")
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx.")
-    request_timeout_s: float = Field(default=600.0, gt=0, description="Deadline of one attempt.")
 
 
 class OpenAIModelServer(SimpleResponsesAPIModel):
     config: OpenAIModelConfig
 
     def _url(self, path: str) -> str:
+        """The upstream URL of a Responses/Chat path (``/responses``, ``/chat/completions``)."""
         return self.config.openai_base_url.rstrip("/") + path
 
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.openai_api_key.get_secret_value()}"}
+
+    def _model(self) -> str:
+        return self.config.openai_model
+
     async def _forward(self, path: str, payload: dict[str, Any]) -> HttpResponse:
-        headers = {"Authorization": f"Bearer {self.config.openai_api_key.get_secret_value()}"}
+        headers = self._headers()
         retry = RetryPolicy(
             max_attempts=self.config.max_attempts, backoff_base_s=0.5, backoff_max_s=60.0
         )
@@ -77,7 +89,7 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
         (whoever calls this validates it: the agent does)."""
         body = await validated_json(request, NeMoGymResponseCreateParamsNonStreaming)
         payload = {k: v for k, v in body.items() if k not in GYM_ONLY_FIELDS}
-        payload["model"] = self.config.openai_model
+        payload["model"] = self._model()
         resp = await self._forward("/responses", payload)
         return JSONResponseBytes(resp.body)
 
@@ -86,7 +98,7 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
         body: NeMoGymChatCompletionCreateParamsNonStreaming = Body(),
     ) -> Any:
         payload = body.model_dump(mode="json", exclude_unset=True)
-        payload["model"] = self.config.openai_model
+        payload["model"] = self._model()
         resp = await self._forward("/chat/completions", payload)
         return JSONResponseBytes(resp.body)
 

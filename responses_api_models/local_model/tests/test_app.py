@@ -253,3 +253,36 @@ async def test_chat_completions_with_vllm_token_fields(client: httpx.AsyncClient
     tokens = [int(c["token"].removeprefix("token_id:")) for c in choice["logprobs"]["content"]]
     assert tokens == choice["token_ids"] and body["prompt_token_ids"]
     assert body["usage"]["completion_tokens"] == len(tokens)
+
+
+async def test_multi_turn_prompt_reuses_the_sampled_tokens_exactly(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await respond(
+        client,
+        input="weather in Paris?",
+        tools=[WEATHER],
+        tool_choice="required",
+        temperature=0.9,
+        seed=5,
+        max_output_tokens=80,
+        return_token_id_information=True,
+    )
+    last = first["output"][-1]
+    exact = last["prompt_token_ids"] + last["generation_token_ids"]
+    history = [{"role": "user", "content": "weather in Paris?"}, *first["output"]]
+    history += [
+        {"type": "function_call_output", "call_id": c["call_id"], "output": "cold"}
+        for c in calls_of(first)
+    ]
+    second = await respond(
+        client,
+        input=history,
+        tools=[WEATHER],
+        temperature=0,
+        max_output_tokens=20,
+        return_token_id_information=True,
+    )
+    prompt = second["output"][-1]["prompt_token_ids"]
+    assert prompt[: len(exact)] == exact
+    assert len(prompt) > len(exact)

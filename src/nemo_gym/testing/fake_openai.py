@@ -14,7 +14,9 @@ text using the tool's output. Markers in the last user message script failures:
 
 ``--fail-first N --fail-status 429`` answers the first N requests with that status (and a
 ``Retry-After: 0``), for retry tests. ``GET /fake/stats`` reports request counts and the
-``Authorization`` headers seen. Run: ``python -m nemo_gym.testing.fake_openai --port 0``; it
+``Authorization`` headers seen (Azure's ``api-key`` too, with the query string). The Azure
+OpenAI paths (``/openai/responses``, ``/openai/deployments/<d>/chat/completions``) are served
+the same way. Run: ``python -m nemo_gym.testing.fake_openai --port 0``; it
 prints ``listening on http://127.0.0.1:<port>``.
 """
 
@@ -85,6 +87,8 @@ class FakeOpenAI:
     ) -> tuple[dict[str, Any] | None, web.Response | None]:
         self.requests += 1
         auth = request.headers.get("Authorization", "")
+        if "api-key" in request.headers:  # Azure OpenAI
+            auth = f"api-key {request.headers['api-key']} {request.query_string}"
         if len(self.auth) < 100:
             self.auth.append(auth)
         if self.requests <= self.fail_first:
@@ -200,6 +204,8 @@ class FakeOpenAI:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/openai/responses", self.responses)  # Azure OpenAI's paths
+        app.router.add_post("/openai/deployments/{name}/chat/completions", self.chat_completions)
         app.router.add_get("/fake/stats", self.stats)
         return app
 
