@@ -26,6 +26,18 @@ from nemo_gym.testing.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: The weather tool as a Responses API function tool.
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the weather.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
 WEATHER_CONFIGS = (
     "resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml,"
     "responses_api_models/openai_model/configs/openai_model.yaml"

@@ -14,18 +14,8 @@ from fastapi import FastAPI
 from nemo_gym.head.client import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
+from tests.helpers import WEATHER_TOOL as WEATHER
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the weather.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-}
 BOOKING = {
     "type": "function",
     "name": "book_table",

@@ -16,20 +16,10 @@ from nemo_gym.head.client import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from responses_api_models.vllm_model.app import VLLMModelConfig, VLLMModelServer
+from tests.helpers import WEATHER_TOOL as WEATHER
 from tests.helpers import serve_app
 
 DATA = Path(__file__).parent / "data"
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the weather.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-}
 
 
 def vllm_server(base_url: str | list[str], **settings: Any) -> VLLMModelServer:
