@@ -128,7 +128,7 @@ def serve(
         lifespan="on",
         access_log=False,
         log_level=os.environ.get("NEMO_GYM_LOG_LEVEL", "info").lower(),
-        timeout_graceful_shutdown=int(graceful_shutdown_s) or None,
+        timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]  # a float works
         timeout_keep_alive=60,
         backlog=4096,
     )
