@@ -1,4 +1,4 @@
-"""The end-to-end benchmark harness behind ``bench/run_bench.py``, split by role.
+"""The benchmark harnesses behind ``bench/run_bench.py`` and ``bench/local_model_bench.py``.
 
 - ``common``: paths, the bars, logging, the started processes' environment, small helpers;
 - ``sampling``: CPU-time readings and the RSS/PSS/USS sampler thread;
@@ -6,5 +6,9 @@
 - ``collection``: one ng_collect_rollouts run at one parallelism level, and what it measured;
 - ``profiling``: the optional py-spy run and the summary of its collapsed stacks;
 - ``repetition``: one repetition (fake + ng_run + every level), and the bytecode-cache warm-up;
-- ``report``: medians over repetitions, the Markdown report, results.json, ``--merge``.
+- ``report``: medians over repetitions, the Markdown report, results.json, ``--merge``;
+- ``quiet``: waiting for a quiet machine, the thread that watches for builds and test runs
+  during the measurement, and the CPU of other processes in a window;
+- ``local_model``, ``local_rollouts``, ``local_report``: ``local_model_bench.py``'s model server
+  and direct llama-cpp-python runs, its quickstart rollouts, and its report.
 """
