@@ -38,6 +38,23 @@ WEATHER_TOOL = {
         "additionalProperties": False,
     },
 }
+
+
+def history_after(
+    question: str, response: dict[str, Any], tool_output: str
+) -> list[dict[str, Any]]:
+    """The next turn's input: the question, the response's items, an output for each call."""
+    calls = [i for i in response["output"] if i["type"] == "function_call"]
+    return [
+        {"role": "user", "content": question},
+        *response["output"],
+        *(
+            {"type": "function_call_output", "call_id": c["call_id"], "output": tool_output}
+            for c in calls
+        ),
+    ]
+
+
 WEATHER_CONFIGS = (
     "resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml,"
     "responses_api_models/openai_model/configs/openai_model.yaml"

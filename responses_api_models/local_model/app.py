@@ -62,13 +62,13 @@ class LocalModelConfig(BaseResponsesAPIModelConfig):
     n_ctx: int = Field(default=4096, ge=256, description="Context window in tokens.")
     n_instances: int = Field(default=2, ge=1, description="Model instances serving in parallel.")
     n_threads: int = Field(default=1, ge=1, description="CPU threads per instance.")
-    default_max_output_tokens: int = Field(default=256, ge=1)
+    default_max_output_tokens: int = Field(default=128, ge=1)
     default_temperature: float = Field(default=0.7, ge=0)
-    eager_tool_calls: bool = Field(
+    guided_tool_use: bool = Field(
         default=False,
         description=(
-            "With tool_choice auto, answer a user message with a tool call (small models rarely "
-            "choose to); after a tool result the model still chooses freely."
+            "With tool_choice auto, answer a user message with a tool call and a tool result "
+            "with text: small models rarely choose well on their own."
         ),
     )
     max_tool_call_attempts: int = Field(
@@ -125,14 +125,11 @@ class LocalModelServer(SimpleResponsesAPIModel):
         assert self._renderer is not None
         tools = request.get("tools") or []
         choice = request.get("tool_choice") or ("auto" if tools else "none")
-        if (
-            choice == "auto"
-            and tools
-            and self.config.eager_tool_calls
-            and request["messages"][-1].get("role") == "user"
-        ):
-            choice = "required"
-        prompt_ids = self.prompt_token_ids(request["messages"], tools if choice != "none" else None)
+        described = tools if choice != "none" else None  # tools the prompt tells the model of
+        if choice == "auto" and tools and self.config.guided_tool_use:
+            last_role = request["messages"][-1].get("role")
+            choice = {"user": "required", "tool": "none"}.get(last_role, choice)
+        prompt_ids = self.prompt_token_ids(request["messages"], described)
         room = self.config.n_ctx - len(prompt_ids)
         if room <= 1:
             return Completion(

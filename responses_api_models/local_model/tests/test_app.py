@@ -15,6 +15,7 @@ from nemo_gym.head.client import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from tests.helpers import WEATHER_TOOL as WEATHER
+from tests.helpers import history_after
 
 BOOKING = {
     "type": "function",
@@ -167,16 +168,8 @@ async def test_tool_output_goes_back_into_the_prompt(
         temperature=0,
         max_output_tokens=60,
     )
-    (call,) = calls_of(first)
-    history = [
-        {"role": "user", "content": "weather in Paris?"},
-        call,
-        {
-            "type": "function_call_output",
-            "call_id": call["call_id"],
-            "output": '{"weather_description": "The weather in Paris is cold."}',
-        },
-    ]
+    assert calls_of(first)
+    history = history_after("weather in Paris?", first, "The weather in Paris is cold.")
     second = await respond(
         client,
         input=history,
@@ -260,11 +253,7 @@ async def test_multi_turn_prompt_reuses_the_sampled_tokens_exactly(
     )
     last = first["output"][-1]
     exact = last["prompt_token_ids"] + last["generation_token_ids"]
-    history = [{"role": "user", "content": "weather in Paris?"}, *first["output"]]
-    history += [
-        {"type": "function_call_output", "call_id": c["call_id"], "output": "cold"}
-        for c in calls_of(first)
-    ]
+    history = history_after("weather in Paris?", first, "cold")
     second = await respond(
         client,
         input=history,

