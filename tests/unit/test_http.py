@@ -134,3 +134,29 @@ async def test_unhandled_exception_becomes_gym_error_body() -> None:
     assert resp.json() == {
         "error": {"type": "KeyError", "message": "'missing thing'", "server": "tools"}
     }
+
+
+async def test_a_call_that_may_have_run_is_not_repeated() -> None:
+    import asyncio
+
+    from nemo_gym.head.client import INTERNAL_RETRY
+
+    received: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))  # the request arrived...
+        writer.close()  # ...and the connection drops before any answer
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = HttpClient()
+    with pytest.raises(UpstreamError):
+        await client.request("POST", f"{url}/increment", json={}, retry=INTERNAL_RETRY)
+    posts = len(received)
+    with pytest.raises(UpstreamError):
+        await client.request("GET", f"{url}/health", retry=INTERNAL_RETRY)
+    await client.close()
+    server.close()
+    await server.wait_closed()
+    assert posts == 1  # the tool call ran at most once
+    assert len(received) - posts >= 3  # a GET is safe to repeat (aiohttp may add its own retry)

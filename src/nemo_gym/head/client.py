@@ -20,8 +20,11 @@ from nemo_gym.core.errors import ConfigError, GymError
 from nemo_gym.server.http_client import HttpClient, HttpResponse, RetryPolicy
 
 SERVER_TYPES = ("responses_api_models", "resources_servers", "responses_api_agents")
-#: Calls between Gym servers retry only failed connections: a 5xx from a tool is an answer.
-INTERNAL_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, retry_statuses=frozenset())
+#: Calls between Gym servers retry only connections that were never made: a 5xx from a tool is
+#: an answer, and a call that may have reached a tool must not run twice.
+INTERNAL_RETRY = RetryPolicy(
+    max_attempts=3, backoff_base_s=0.2, retry_statuses=frozenset(), retry_after_sent=False
+)
 
 
 def head_url(config: Mapping[str, Any]) -> str:

@@ -40,6 +40,8 @@ class RetryPolicy:
         backoff_max_s: cap on one wait, including a server's ``Retry-After``.
         retry_statuses: HTTP statuses worth retrying.
         retry_timeouts: retry when the call timed out (off for slow, non-idempotent calls).
+        retry_after_sent: retry a non-GET call whose connection failed after it was sent (it may
+            have run already). Connections that were never made are always retried.
     """
 
     max_attempts: int = 4
@@ -47,6 +49,7 @@ class RetryPolicy:
     backoff_max_s: float = 30.0
     retry_statuses: frozenset[int] = RETRY_STATUSES
     retry_timeouts: bool = False
+    retry_after_sent: bool = True
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -164,7 +167,7 @@ class HttpClient:
             connector = aiohttp.TCPConnector(
                 limit=self.limit,
                 limit_per_host=self.limit_per_host,
-                keepalive_timeout=60,
+                keepalive_timeout=30,  # under the servers' 60 s, so the client closes first
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
@@ -240,8 +243,15 @@ class HttpClient:
                         kind="timeout",
                     ) from exc
                 failure = exc
+            except aiohttp.ClientConnectorError as exc:
+                failure = exc  # never reached the server: always safe to try again
             except aiohttp.ClientError as exc:
                 failure = exc
+                if method != "GET" and not retry.retry_after_sent:
+                    # The request may have run (a tool may have changed state): do not repeat it.
+                    raise UpstreamError(
+                        f"{method} {url} failed: {type(exc).__name__}: {exc}", kind="connection"
+                    ) from exc
             if attempt >= retry.max_attempts or not self.budget.try_spend():
                 if isinstance(failure, HttpResponse):
                     return failure
