@@ -3,7 +3,6 @@
     GymError
     ├── ConfigError        a config file, env.yaml or command-line value is wrong (names file/key)
     ├── InputDataError     a JSONL input row is malformed (names file and line)
-    ├── ServerStartError   a server process died or never became healthy
     └── UpstreamError      an HTTP call to another server failed after bounded retries
 
 Rollout-level failures are not exceptions that escape: they are recorded on the output row
@@ -54,10 +53,6 @@ class InputDataError(GymError):
         self.path = path
         self.line = line
         super().__init__(f"{path}:{line}: {message}")
-
-
-class ServerStartError(GymError):
-    """A server process exited or did not answer ``/health`` before its deadline."""
 
 
 class UpstreamError(GymError):

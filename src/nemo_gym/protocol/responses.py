@@ -29,7 +29,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_item import FunctionCallOutput, Message
 from openai.types.shared_params import Reasoning
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class TokenIdFields(BaseModel):
@@ -159,5 +159,3 @@ NeMoGymResponseOutputText = ResponseOutputText
 NeMoGymResponseFunctionToolCall = ResponseFunctionToolCall
 NeMoGymFunctionCallOutput = FunctionCallOutput
 NeMoGymResponseReasoningItem = ResponseReasoningItem
-
-input_items_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[NeMoGymInputItem])

@@ -57,6 +57,7 @@ class Supervisor:
         self._exited = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._pumps: dict[str, asyncio.Task[None]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
     async def _pump_logs(self, child: ChildProcess) -> None:
@@ -159,6 +160,10 @@ class Supervisor:
             self._signal(self.children, signal.SIGKILL)
         self._stop.set()
 
+    async def _drain(self, child: ChildProcess) -> None:
+        """Wait until the exited child's log pipe is read to its end (2 s at most)."""
+        await asyncio.wait({self._pumps[child.name]}, timeout=2.0)
+
     def _report_failure(self, child: ChildProcess, reason: str) -> None:
         self.write(f"\nERROR: server {child.label} {reason}.\n")
         if child.tail:
@@ -173,7 +178,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
-        self._tasks = [asyncio.create_task(self._pump_logs(c)) for c in self.children]
+        self._pumps = {c.name: asyncio.create_task(self._pump_logs(c)) for c in self.children}
+        self._tasks = list(self._pumps.values())
         self._tasks += [asyncio.create_task(self._watch_exit(c)) for c in self.children]
         code = 0
         try:
@@ -181,8 +187,8 @@ class Supervisor:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 failed = await self._wait_healthy(session)
             if failed is not None:
-                await asyncio.sleep(0.1)  # let the pipe deliver the child's last words
                 if failed.exit_code is not None:
+                    await self._drain(failed)
                     self._report_failure(
                         failed, f"exited with code {failed.exit_code} during start-up"
                     )
@@ -200,8 +206,8 @@ class Supervisor:
                 stop.cancel()
                 exited.cancel()
                 if not self._stop.is_set():
-                    await asyncio.sleep(0.1)
                     dead = next(c for c in self.children if c.exit_code is not None)
+                    await self._drain(dead)
                     self._report_failure(dead, f"exited unexpectedly with code {dead.exit_code}")
                     code = 1
         finally:
