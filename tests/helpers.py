@@ -40,6 +40,20 @@ WEATHER_TOOL = {
 }
 
 
+def model_response(output: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A minimal valid Responses API response with the given output items."""
+    return {
+        "id": "resp_test",
+        "object": "response",
+        "created_at": 0,
+        "model": "m",
+        "output": output or [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
 def history_after(
     question: str, response: dict[str, Any], tool_output: str
 ) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from nemo_gym.head.client import ServerClient
-from tests.helpers import REPO
+from tests.helpers import REPO, model_response
 
 
 def _example(tmp_path: Path) -> dict[str, object]:
@@ -29,15 +29,8 @@ async def test_readme_resources_server(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=server.setup_webserver())
     async with httpx.AsyncClient(transport=transport, base_url="http://a") as client:
         assert (await client.post("/add", json={"a": 2, "b": 3})).json() == {"sum": 5}
-        response = {
-            "id": "r",
-            "object": "response",
-            "created_at": 0,
-            "model": "m",
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-            "output": [
+        response = model_response(
+            [
                 {
                     "type": "message",
                     "id": "m1",
@@ -45,8 +38,8 @@ async def test_readme_resources_server(tmp_path: Path) -> None:
                     "status": "completed",
                     "content": [{"type": "output_text", "text": "It is 5.", "annotations": []}],
                 }
-            ],
-        }
+            ]
+        )
         row = {"responses_create_params": {"input": "2+3?"}, "response": response}
         right = await client.post("/verify", json={**row, "expected": 5})
         wrong = await client.post("/verify", json={**row, "expected": 6})

@@ -14,6 +14,7 @@ from resources_servers.example_multi_step.app import (
     MultiStepServer,
     synonym_value,
 )
+from tests.helpers import model_response
 
 SYNS = ["joyful", "cheerful"]
 VALUES = [synonym_value(s) for s in SYNS]
@@ -44,16 +45,7 @@ async def verify(output: list[dict[str, Any]]) -> dict[str, Any]:
         "expected_synonym_values": VALUES,
         "minefield_label": "happy",
         "minefield_label_value": synonym_value("happy"),
-        "response": {
-            "id": "r",
-            "object": "response",
-            "created_at": 0,
-            "model": "m",
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-            "output": output,
-        },
+        "response": model_response(output),
     }
     async with client() as c:
         resp = await c.post("/verify", json=row)

@@ -9,6 +9,7 @@ from resources_servers.example_single_tool_call.app import (
     ExampleSingleToolCallConfig,
     ExampleSingleToolCallServer,
 )
+from tests.helpers import model_response
 
 
 def _client() -> httpx.AsyncClient:
@@ -29,16 +30,7 @@ async def test_get_weather_answers_for_the_city() -> None:
 
 
 async def test_verify_gives_one_and_echoes_the_row() -> None:
-    response = {
-        "id": "r",
-        "object": "response",
-        "created_at": 0,
-        "model": "m",
-        "output": [],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-    }
+    response = model_response()
     async with _client() as client:
         resp = await client.post(
             "/verify", json={"responses_create_params": {"input": "weather?"}, "response": response}

@@ -12,17 +12,9 @@ from resources_servers.example_stateful_counter.app import (
     StatefulCounterConfig,
     StatefulCounterServer,
 )
+from tests.helpers import model_response
 
-RESPONSE = {
-    "id": "r",
-    "object": "response",
-    "created_at": 0,
-    "model": "m",
-    "output": [],
-    "parallel_tool_calls": True,
-    "tool_choice": "auto",
-    "tools": [],
-}
+RESPONSE = model_response()
 
 
 def client() -> httpx.AsyncClient:
