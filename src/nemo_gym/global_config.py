@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nemo_gym.config.instances import instance_section
 from nemo_gym.config.loader import DEFAULT_HEAD_PORT, load_config
 
 __all__ = ["DEFAULT_HEAD_PORT", "get_global_config_dict"]
@@ -31,6 +32,7 @@ def get_global_config_dict(argv: list[str] | None = None) -> DictConfig:
 
 def get_first_server_config_dict(config: Any, name: str) -> Any:
     """The settings of instance ``name`` (``config[name][type][impl]``)."""
-    (impls,) = config[name].values()
-    (settings,) = impls.values()
-    return settings
+    section = instance_section(config, name)
+    if section is None:
+        raise KeyError(f"no server instance named {name!r}")
+    return section[2]

@@ -10,6 +10,7 @@ an instance that is not defined.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +124,20 @@ class ServerInstance:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def instance_section(
+    config: Mapping[str, Any], name: str
+) -> tuple[str, str, dict[str, Any]] | None:
+    """``(server_type, implementation, settings)`` of the instance ``name``, or None."""
+    entry = config.get(name)
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        return None
+    server_type, impls = next(iter(entry.items()))
+    if server_type not in SERVER_TYPES or not isinstance(impls, Mapping) or len(impls) != 1:
+        return None
+    impl, settings = next(iter(impls.items()))
+    return str(server_type), str(impl), dict(settings)
 
 
 def _suggest(word: str, options: list[str]) -> str:

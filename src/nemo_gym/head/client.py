@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from nemo_gym.config.instances import instance_section
 from nemo_gym.core.errors import ConfigError, GymError
 from nemo_gym.server.http_client import HttpClient, HttpResponse, RetryPolicy
 
-SERVER_TYPES = ("responses_api_models", "resources_servers", "responses_api_agents")
 #: Calls between Gym servers retry only connections that were never made: a 5xx from a tool is
 #: an answer, and a call that may have reached a tool must not run twice.
 INTERNAL_RETRY = RetryPolicy(
@@ -94,17 +94,16 @@ class ServerClient:
         url = self._urls.get(server_name)
         if url is not None:
             return url
-        entry = self.global_config_dict.get(server_name)
-        if isinstance(entry, Mapping) and entry and next(iter(entry)) in SERVER_TYPES:
-            (impls,) = entry.values()
-            (settings,) = impls.values()
+        section = instance_section(self.global_config_dict, server_name)
+        if section is not None:
+            settings = section[2]
             url = f"http://{settings['host']}:{settings['port']}"
             self._urls[server_name] = url
             return url
         known = [
             k
-            for k, v in self.global_config_dict.items()
-            if isinstance(v, Mapping) and v and next(iter(v)) in SERVER_TYPES
+            for k in self.global_config_dict
+            if instance_section(self.global_config_dict, k) is not None
         ]
         raise ConfigError(f"no server instance named {server_name!r}; running: {', '.join(known)}")
 

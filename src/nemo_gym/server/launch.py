@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from nemo_gym.config.instances import instance_section
 from nemo_gym.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -79,16 +80,6 @@ def launch_context() -> LaunchContext:
     set_launch_context(LaunchContext(yaml.safe_load(raw), name, sock, grace))
     assert _context is not None
     return _context
-
-
-def instance_settings(config: dict[str, Any], name: str) -> tuple[str, str, dict[str, Any]]:
-    """Return ``(server_type, implementation, settings)`` of the instance ``name``."""
-    entry = config.get(name)
-    if not isinstance(entry, dict) or len(entry) != 1:
-        raise ConfigError(f"no server instance named {name!r} in the config")
-    server_type, impls = next(iter(entry.items()))
-    impl, settings = next(iter(impls.items()))
-    return server_type, impl, dict(settings)
 
 
 def configure_process_logging() -> None:
@@ -159,7 +150,10 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
     from nemo_gym.head.client import ServerClient
     from nemo_gym.server.http_client import HttpClient
 
-    server_type, impl, settings = instance_settings(context.config, context.instance_name)
+    section = instance_section(context.config, context.instance_name)
+    if section is None:
+        raise ConfigError(f"no server instance named {context.instance_name!r} in the config")
+    server_type, impl, settings = section
     config_cls = cls.model_fields["config"].annotation
     assert isinstance(config_cls, type)
     try:
