@@ -140,3 +140,8 @@ def test_resume_refuses_other_input_or_config(tmp_path: Path) -> None:
         check_resume(out, build_manifest(**{**kwargs, "rows": [{**ROW, "answer": 2}]}))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no out2.jsonl.manifest.json"):
         check_resume(tmp_path / "out2.jsonl", build_manifest(**kwargs))  # type: ignore[arg-type]
+
+
+def test_missing_input_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"nope.jsonl: input file not found$"):
+        read_rows(tmp_path / "nope.jsonl")

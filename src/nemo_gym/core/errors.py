@@ -49,10 +49,10 @@ class ConfigError(GymError):
 class InputDataError(GymError):
     """A row of an input JSONL file cannot be used; names the file and the 1-based line."""
 
-    def __init__(self, path: str, line: int, message: str) -> None:
+    def __init__(self, path: str, line: int | None, message: str) -> None:
         self.path = path
         self.line = line
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
 
 class UpstreamError(GymError):

@@ -57,7 +57,7 @@ def read_rows(
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        raise InputDataError(label, 0, "input file not found") from None
+        raise InputDataError(label, None, "input file not found") from None
     rows: list[dict[str, Any]] = []
     with handle:
         for line_no, raw in enumerate(handle, start=1):
