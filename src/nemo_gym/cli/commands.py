@@ -6,6 +6,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "ng_collect_rollouts",
         "Run every row of a JSONL file through an agent and save the verified rollouts.",
     ),
+    ("ng_viewer", "Serve a page on 127.0.0.1:7860 to browse, filter and compare rollout files."),
+    (
+        "ng_init_resources_server",
+        "Scaffold a new environment (+entrypoint=resources_servers/<name>) that passes its tests.",
+    ),
+    ("ng_test", "Run one environment's tests (+entrypoint=resources_servers/<name>)."),
     ("ng_status", "Show the servers a running ng_run started and whether each is healthy."),
     (
         "ng_dump_config",
