@@ -1,6 +1,6 @@
 """Every environment's README commands, run as written, on the embedded local model.
 
-The commands are read from the first ``bash`` block of ``resources_servers/<name>/README.md``.
+The commands are read from the ``bash`` blocks of ``resources_servers/<name>/README.md``.
 Only what isolates a test run is changed: the head server's port, the output file (under the
 test's temporary folder), ``+limit=3`` and short answers. Rewards need not be high (the model is
 SmolLM2-135M); they must be computed and recorded: every row is verified (completed or
@@ -23,14 +23,26 @@ ENVIRONMENTS = [
     "example_single_tool_call",
     "example_stateful_counter",
     "example_multi_step",
+    "math_with_judge",
+    "mcqa",
+    "code_gen",
+    "instruction_following",
+    "structured_outputs",
+    "reasoning_gym",
 ]
 
 
-def readme_commands(readme: Path) -> list[list[str]]:
-    """The ``ng_*`` commands of the README's first bash block, split as a shell would."""
-    block = re.search(r"```bash\n(.*?)```", readme.read_text(), re.S)
-    assert block, f"{readme} has no ```bash block of example commands"
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.startswith("ng_")]
+def readme_commands(readme: Path) -> dict[str, list[str]]:
+    """The first ``ng_*`` command of each name in the README's bash blocks, split as a shell
+    would."""
+    blocks = re.findall(r"```bash\n(.*?)```", readme.read_text(), re.S)
+    assert blocks, f"{readme} has no ```bash block of example commands"
+    commands: dict[str, list[str]] = {}
+    for line in "".join(blocks).splitlines():
+        if line.startswith(("ng_", "python ")):
+            argv = shlex.split(line)
+            commands.setdefault(" ".join(argv[:3]) if argv[0] == "python" else argv[0], argv)
+    return commands
 
 
 def with_value(argv: list[str], key: str, value: str) -> list[str]:
@@ -48,10 +60,16 @@ def run_readme(
     folder: Path, tmp_path: Path, env: dict[str, str] | None = None
 ) -> list[dict[str, object]]:
     """Run the README's commands for ``folder``; return the collected rows."""
-    commands = {argv[0]: argv for argv in readme_commands(folder / "README.md")}
+    commands = readme_commands(folder / "README.md")
     assert {"ng_run", "ng_collect_rollouts"} <= commands.keys(), commands
     port = str(free_port())
     root = folder.parents[1]
+    for key, argv in commands.items():
+        if key.startswith("python "):  # e.g. a data generator: writes under tmp_path instead
+            argv = with_value(argv, "output_jsonl_fpath", str(tmp_path / "generated.jsonl"))
+            script = Proc([str(BIN / "python"), *argv[1:]], env=env, cwd=root)
+            assert script.wait(300) == 0, script.text
+            assert (tmp_path / "generated.jsonl").stat().st_size > 0
     if "ng_test" in commands:
         test = Proc([str(BIN / "ng_test"), *commands["ng_test"][1:]], env=env, cwd=root)
         assert test.wait(300) == 0, test.text
