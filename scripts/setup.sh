@@ -44,6 +44,12 @@ if ! .venv/bin/python scripts/check_llama.py >/dev/null 2>&1; then
     --reinstall-package llama-cpp-python "$(.venv/bin/python -c 'import importlib.metadata as m; print("llama-cpp-python==" + m.version("llama-cpp-python"))')"
   .venv/bin/python scripts/check_llama.py
 fi
+# The viewer's browser tests (tests/viewer) drive Debian's Chromium; install it when we can.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing chromium for the viewer's browser tests"
+  apt-get update
+  apt-get install -y --no-install-recommends chromium
+fi
 # Byte-compile our own sources too: where PYTHONDONTWRITEBYTECODE is set, every process would
 # otherwise compile its imports at each start (about a second per server process).
 env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m compileall -q -j 0 src resources_servers \
