@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from aiohttp import web
 
@@ -52,6 +53,24 @@ def model_response(output: list[dict[str, Any]] | None = None) -> dict[str, Any]
         "tool_choice": "auto",
         "tools": [],
     }
+
+
+def assistant_message(text: str, n: int = 0) -> dict[str, Any]:
+    """An assistant ``message`` output item with one ``output_text`` part."""
+    return {
+        "type": "message",
+        "id": f"msg{n}",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def asgi_client(server: Any, base_url: str = "http://server") -> httpx.AsyncClient:
+    """An httpx client that calls a Gym server's app in-process (no socket)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=server.setup_webserver()), base_url=base_url
+    )
 
 
 def history_after(

@@ -8,7 +8,8 @@ import httpx
 
 from nemo_gym.head.client import ServerClient
 from resources_servers.code_gen.app import CodeGenConfig, CodeGenServer
-from tests.helpers import model_response
+from tests.helpers import asgi_client, model_response
+from tests.helpers import assistant_message as message
 
 #: Small limits keep the suite fast; the misbehaving programs hit them quickly.
 TEST_LIMITS: dict[str, Any] = {
@@ -29,18 +30,7 @@ def make_server(**overrides: Any) -> CodeGenServer:
 
 
 def client(server: CodeGenServer | None = None) -> httpx.AsyncClient:
-    app = (server or make_server()).setup_webserver()
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cg")
-
-
-def message(text: str, n: int = 0) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": f"msg{n}",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+    return asgi_client(server or make_server())
 
 
 def fenced(code: str, tag: str = "python") -> str:

@@ -23,20 +23,11 @@ from resources_servers.math_with_judge.app import (
 from resources_servers.math_with_judge.extraction import extract_answer
 from resources_servers.math_with_judge.library import CheckFn, LibraryVerdict, check_equivalence
 from resources_servers.math_with_judge.tests import worker_doubles
+from tests.helpers import assistant_message as message
 from tests.helpers import model_response
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example.jsonl"
 PROMPT = {"input": [{"role": "user", "content": "Solve. Put the answer inside \\boxed{}."}]}
-
-
-def message(text: str, n: int = 0) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": f"msg{n}",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
 
 
 def reasoning(text: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from resources_servers.math_with_judge.judge import (
     NOT_EQUAL_LABEL,
     parse_verdict,
 )
+from tests.helpers import assistant_message as message
 from tests.helpers import free_port, model_response, serve_app
 
 JUDGE = "judge"
@@ -32,16 +33,6 @@ QUESTION = "What is six times seven?"
 EQUAL = f"Both answers are 42. My final verdict is {EQUAL_LABEL}"
 DIFFERENT = f"They differ. My final verdict is {NOT_EQUAL_LABEL}"
 HANG = "hang"
-
-
-def message(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": "msg0",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
 
 
 class ScriptedJudge:

@@ -11,7 +11,8 @@ import pytest
 
 from nemo_gym.head.client import ServerClient
 from resources_servers.mcqa.app import McqaConfig, McqaServer, McqaVerifyRequest
-from tests.helpers import model_response
+from tests.helpers import asgi_client, model_response
+from tests.helpers import assistant_message as message
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example.jsonl"
 ROW: dict[str, Any] = {
@@ -22,20 +23,7 @@ ROW: dict[str, Any] = {
 
 
 def client() -> httpx.AsyncClient:
-    server = McqaServer(config=McqaConfig(name="mcqa"), server_client=ServerClient({}))
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=server.setup_webserver()), base_url="http://mcqa"
-    )
-
-
-def message(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": "msg",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+    return asgi_client(McqaServer(config=McqaConfig(name="mcqa"), server_client=ServerClient({})))
 
 
 async def post_verify(row: dict[str, Any], *texts: str) -> httpx.Response:

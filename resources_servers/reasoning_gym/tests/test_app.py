@@ -19,7 +19,8 @@ from resources_servers.reasoning_gym.app import (
     ReasoningGymVerifyRequest,
 )
 from resources_servers.reasoning_gym.generators import EntryRef
-from tests.helpers import model_response
+from tests.helpers import asgi_client, model_response
+from tests.helpers import assistant_message as message
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text().splitlines()]
@@ -27,22 +28,8 @@ FIRST = ROWS[0]
 
 
 def client() -> httpx.AsyncClient:
-    server = ReasoningGymServer(
-        config=ReasoningGymConfig(name="rg"), server_client=ServerClient({})
-    )
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=server.setup_webserver()), base_url="http://rg"
-    )
-
-
-def message(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": "msg_1",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+    config = ReasoningGymConfig(name="rg")
+    return asgi_client(ReasoningGymServer(config=config, server_client=ServerClient({})))
 
 
 def answer_of(row: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ from resources_servers.structured_outputs.app import (
     StructuredOutputsVerifyRequest,
 )
 from resources_servers.structured_outputs.checking import MAX_ERRORS
-from tests.helpers import model_response
+from tests.helpers import asgi_client, model_response
+from tests.helpers import assistant_message as message
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example.jsonl"
 SCHEMA = {
@@ -89,22 +90,8 @@ EXAMPLE_ANSWERS: list[dict[str, Any]] = [
 
 
 def client() -> httpx.AsyncClient:
-    server = StructuredOutputsServer(
-        config=StructuredOutputsConfig(name="so"), server_client=ServerClient({})
-    )
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=server.setup_webserver()), base_url="http://so"
-    )
-
-
-def message(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": "msg",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+    config = StructuredOutputsConfig(name="so")
+    return asgi_client(StructuredOutputsServer(config=config, server_client=ServerClient({})))
 
 
 async def post_verify(row: dict[str, Any], *texts: str) -> httpx.Response:

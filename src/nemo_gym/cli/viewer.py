@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from pydantic import BaseModel, Field
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.core.paths import project_root
+from nemo_gym.supervisor.ports import bind_listener
 
 DEFAULT_PORT = 7860
 
@@ -56,21 +55,6 @@ def resolve_files(raw: str | list[str]) -> list[Path]:
     return paths
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Listen on host:port now, so a busy port is a clear error before anything else."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        hint = "; choose another with +port=..." if exc.errno == errno.EADDRINUSE else ""
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
-    sock.listen(128)
-    return sock
-
-
 @cli_entry
 def main() -> int:
     params, _ = load_params(ViewerParams, "ng_viewer")
@@ -93,7 +77,13 @@ def main() -> int:
         allowed_hosts=[*LOOPBACK_HOSTS, params.host] if loopback else ["*"],
     )
     app = create_app(settings, indexes)
-    sock = bind(params.host, params.port)
+    sock = bind_listener(
+        params.host,
+        params.port,
+        what="ng_viewer",
+        key="port",
+        busy_hint="Another ng_viewer may be running; choose another port with +port=<port>",
+    )
     shown_host = f"[{params.host}]" if ":" in params.host else params.host
     print(f"Rollout viewer: http://{shown_host}:{sock.getsockname()[1]}  (Ctrl+C to stop)")
     sys.stdout.flush()

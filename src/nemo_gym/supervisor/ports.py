@@ -13,11 +13,14 @@ import socket
 from nemo_gym.core.errors import ConfigError
 
 
-def bind_listener(host: str, port: int, *, what: str, key: str | None = None) -> socket.socket:
+def bind_listener(
+    host: str, port: int, *, what: str, key: str | None = None, busy_hint: str | None = None
+) -> socket.socket:
     """Bind and listen on ``host:port`` (``port`` 0: any free port).
 
     Raises:
-        ConfigError: the port is taken or the host cannot be bound; names ``what`` and ``key``.
+        ConfigError: the port is taken or the host cannot be bound; names ``what`` and ``key``
+            (``busy_hint`` replaces the advice given for a port in use).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -27,10 +30,12 @@ def bind_listener(host: str, port: int, *, what: str, key: str | None = None) ->
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
+            advice = busy_hint or (
+                "Another ng_run may be running (check with `ng_status`, stop it with Ctrl+C), or "
+                f"choose another port with +{key}=<port>"
+            )
             raise ConfigError(
-                f"port {port} on {host} is already in use, so {what} cannot start. Another "
-                f"ng_run may be running (check with `ng_status`, stop it with Ctrl+C), or choose "
-                f"another port with +{key}=<port>"
+                f"port {port} on {host} is already in use, so {what} cannot start. {advice}"
                 if key
                 else f"port {port} on {host} is in use",
                 key=key,
