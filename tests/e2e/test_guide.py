@@ -1,7 +1,8 @@
 """The guide's walkthrough with the real commands as subprocesses on loopback ports.
 
-Steps 4-6 and 8 of the getting-started guide: ng_run, /server_instances, client.py,
-ng_status, ng_collect_rollouts, Ctrl+C. A fake OpenAI endpoint stands in for the remote API.
+Steps 4-8 of the getting-started guide: ng_run, /server_instances, client.py, ng_status,
+ng_collect_rollouts, ng_viewer on the collected file, Ctrl+C. A fake OpenAI endpoint stands in
+for the remote API.
 """
 
 from __future__ import annotations
@@ -132,6 +133,18 @@ def test_collect_rollouts_as_in_the_guide(running: tuple[Proc, int], tmp_path: P
         assert row["_ng_status"] == "completed" and row["reward"] == 1.0
         assert set(row) >= {"responses_create_params", "response", "reward"}
         assert row["response"]["output"][-1]["type"] == "message"
+    # Step 7: ng_viewer on that file serves its rows (the page itself: tests/viewer).
+    viewer_port = free_port()
+    viewer = Proc([str(BIN / "ng_viewer"), f"+jsonl_fpath={out}", f"+port={viewer_port}"])
+    try:
+        viewer.wait_line(f"http://127.0.0.1:{viewer_port}", timeout=60)
+        summary = json.loads(get(f"http://127.0.0.1:{viewer_port}/api/files/0/summary"))
+        assert b"<title>" in get(f"http://127.0.0.1:{viewer_port}/")
+    finally:
+        viewer.stop()
+    assert viewer.popen.returncode == 0, viewer.text
+    assert summary["rows"] == 10 and summary["status_counts"]["completed"] == 10, summary
+    assert summary["reward"]["mean"] == 1.0 and summary["reward"]["n"] == 10, summary
 
 
 def test_unknown_agent_is_a_clear_error(running: tuple[Proc, int], tmp_path: Path) -> None:

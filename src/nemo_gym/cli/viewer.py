@@ -87,5 +87,8 @@ def main() -> int:
     shown_host = f"[{params.host}]" if ":" in params.host else params.host
     print(f"Rollout viewer: http://{shown_host}:{sock.getsockname()[1]}  (Ctrl+C to stop)")
     sys.stdout.flush()
-    serve(app, host=params.host, port=params.port, sock=sock, graceful_shutdown_s=2.0)
+    try:
+        serve(app, host=params.host, port=params.port, sock=sock, graceful_shutdown_s=2.0)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how a viewer is meant to stop: a clean exit, like ng_run's
     return 0
