@@ -76,3 +76,17 @@ def test_data_check_wants_five_tasks(tmp_path: Path) -> None:
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:4]))
     with pytest.raises(InputDataError, match="has 4 tasks; an environment needs at least 5"):
         validate_example_data(folder)
+
+
+ENVIRONMENTS = sorted(
+    d.name for d in (REPO / "resources_servers").iterdir() if (d / "app.py").is_file()
+)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_every_environment_ships_valid_example_data(name: str) -> None:
+    """What ng_test +should_validate_data=true checks, for every environment in the repo."""
+    folder = parse_entrypoint(f"resources_servers/{name}", root=REPO)
+    assert validate_example_data(folder) >= 5
+    assert (folder.path / "configs" / f"{name}.yaml").is_file()
+    assert (folder.path / "README.md").is_file() and (folder.path / "tests").is_dir()
