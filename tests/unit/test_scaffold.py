@@ -10,7 +10,7 @@ import pytest
 
 from nemo_gym.core.errors import ConfigError, GymError, InputDataError
 from nemo_gym.scaffold.create import create_environment, title_case
-from nemo_gym.scaffold.entrypoint import parse_entrypoint
+from nemo_gym.scaffold.entrypoint import ServerFolder, parse_entrypoint
 from nemo_gym.scaffold.validate import validate_example_data
 from tests.helpers import REPO
 
@@ -49,33 +49,29 @@ def test_scaffold_never_overwrites(tmp_path: Path) -> None:
     assert (folder.path / "app.py").read_text() == "# mine"
 
 
-def copy_env(tmp_path: Path, name: str) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(REPO / "resources_servers" / name, root / "resources_servers" / name)
-    (root / "resources_servers" / "__init__.py").write_text("")
-    return root
+def copy_data(tmp_path: Path, name: str) -> tuple[ServerFolder, Path]:
+    folder = parse_entrypoint(f"resources_servers/{name}", root=REPO)
+    data = tmp_path / "example.jsonl"
+    shutil.copy(folder.path / "data" / "example.jsonl", data)
+    return folder, data
 
 
 def test_data_check_names_the_line_and_the_missing_verify_field(tmp_path: Path) -> None:
-    root = copy_env(tmp_path, "example_multi_step")
-    folder = parse_entrypoint("resources_servers/example_multi_step", root=root)
-    assert validate_example_data(folder) >= 5
-    data = folder.path / "data" / "example.jsonl"
+    folder, data = copy_data(tmp_path, "example_multi_step")
+    assert validate_example_data(folder, data) >= 5
     rows = [json.loads(line) for line in data.read_text().splitlines()]
     del rows[2]["expected_synonym_values"]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(InputDataError) as info:
-        validate_example_data(folder)
+        validate_example_data(folder, data)
     assert info.value.line == 3 and "expected_synonym_values" in str(info.value)
 
 
 def test_data_check_wants_five_tasks(tmp_path: Path) -> None:
-    root = copy_env(tmp_path, "example_single_tool_call")
-    folder = parse_entrypoint("resources_servers/example_single_tool_call", root=root)
-    data = folder.path / "data" / "example.jsonl"
+    folder, data = copy_data(tmp_path, "example_single_tool_call")
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:4]))
     with pytest.raises(InputDataError, match="has 4 tasks; an environment needs at least 5"):
-        validate_example_data(folder)
+        validate_example_data(folder, data)
 
 
 ENVIRONMENTS = sorted(

@@ -50,13 +50,14 @@ def verify_request_model(folder: ServerFolder) -> type[BaseModel] | None:
     return None
 
 
-def validate_example_data(folder: ServerFolder) -> int:
-    """Check the example data; return the number of rows.
+def validate_example_data(folder: ServerFolder, data: Path | None = None) -> int:
+    """Check the example data (``data``: another file to check against this folder's verify);
+    return the number of rows.
 
     Raises:
         InputDataError: naming the file and line of the first bad row, or too few rows.
     """
-    path: Path = folder.path / "data" / "example.jsonl"
+    path = data or folder.path / "data" / "example.jsonl"
     rows = read_rows(path)
     if len(rows) < MIN_EXAMPLES:
         raise InputDataError(
