@@ -110,12 +110,18 @@ class Sandbox:
             try:
                 run = await self._run_with_slot(plan, probe, ["solution.py"], b"")
             except SandboxError as exc:
-                LOG.info("isolation plan %s does not work here: %s", plan.plan, exc)
+                LOG.warning(
+                    "code_gen sandbox: isolation plan %s does not work here: %s", plan.plan, exc
+                )
                 continue
             if run.stdout.strip() == b"42":
                 LOG.info("code_gen sandbox: isolation plan %s", plan.plan)
                 return plan
-            LOG.info("isolation plan %s does not work here: %s", plan.plan, run.stderr_tail)
+            LOG.warning(
+                "code_gen sandbox: isolation plan %s does not work here: %s",
+                plan.plan,
+                run.stderr_tail,
+            )
         raise SandboxError("no isolation plan can run a trivial program on this machine")
 
     async def run(self, files: dict[str, str], argv: list[str], stdin: bytes) -> ProgramRun:

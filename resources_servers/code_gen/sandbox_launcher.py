@@ -147,7 +147,8 @@ def _become_program(spec: dict[str, Any], workdir: str, status_fd: int) -> None:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl no_new_privs")
     os.write(status_fd, b"exec\n")
     os.close(status_fd)
-    os.execve(sys.executable, [sys.executable, "-I", *spec["argv"]], {})
+    interpreter = spec["interpreter"]
+    os.execve(interpreter, [interpreter, "-I", *spec["argv"]], {})
 
 
 def _init(spec: dict[str, Any], workdir: str, status_fd: int) -> int:
@@ -198,6 +199,9 @@ def main() -> int:
     status_fd = int(sys.argv[1])
     try:
         spec = _read_spec()
+        # The real interpreter, resolved before the mounts: a virtualenv's python is a link
+        # that may live under /tmp (a checkout there), which the sandbox covers with its tmpfs.
+        spec["interpreter"] = os.path.realpath(sys.executable)
         workdir = _start(spec)
         child = os.fork()
         if child == 0:
