@@ -42,3 +42,4 @@ rm -f "$OUT" "$OUT.manifest.json"
   +input_jsonl_fpath=resources_servers/example_single_tool_call/data/example.jsonl \
   "+output_jsonl_fpath=${OUT}" +limit=5 +num_repeats=2 "+head_server.port=${PORT}" "$@"
 echo "Rollouts: ${OUT} (look at one: head -1 ${OUT} | python -m json.tool)"
+echo "Browse them: .venv/bin/ng_viewer +jsonl_fpath=${OUT}   (then open http://127.0.0.1:7860)"
