@@ -13,6 +13,7 @@ token ids and the sampled tokens with their log-probabilities.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -43,12 +44,12 @@ from responses_api_models.local_model.engine import (
     LlamaPool,
     SamplingParams,
     default_model_path,
-    end_of_turn_ids,
     generate,
 )
 from responses_api_models.local_model.prompting import (
     TOOL_CALL_OPEN,
     PromptRenderer,
+    looks_like_tool_call,
     parse_tool_calls,
     tool_grammar,
 )
@@ -85,6 +86,7 @@ class Completion:
     message: dict[str, Any]
     generation: Generation
     note: str | None = None
+    params: SamplingParams | None = None
 
 
 class LocalModelServer(SimpleResponsesAPIModel):
@@ -120,7 +122,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
         return self._pool
 
     # -- core ------------------------------------------------------------------------------------
-    async def complete(self, request: dict[str, Any], want_log_probs: bool) -> Completion:
+    async def complete(self, request: dict[str, Any]) -> Completion:
         """Run one Chat Completions request."""
         assert self._renderer is not None
         tools = request.get("tools") or []
@@ -150,25 +152,27 @@ class LocalModelServer(SimpleResponsesAPIModel):
             seed=request.get("seed"),
             stop=[stop] if isinstance(stop, str) else list(stop),
             grammar=tool_grammar(tools, choice, bool(request.get("parallel_tool_calls", True))),
-            want_log_probs=want_log_probs,
         )
         schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
         problem = None
         for attempt in range(self.config.max_tool_call_attempts):
             generation = await self.pool.run(
-                lambda instance: generate(instance, prompt_ids, params)
+                functools.partial(
+                    generate, prompt_token_ids=prompt_ids, params=params, pool=self.pool
+                )
             )
             message, problem = _to_message(generation, schemas if params.grammar else {})
             if problem is None:
-                return Completion(message, generation)
+                return Completion(message, generation, params=params)
             # The grammar enforces the schemas' structure; a bound it cannot express (say a
             # number's range) was broken: sample this answer again, with another seed.
-            params.seed = (params.seed or 0) + 1_000_003 * (attempt + 1)
+            params.seed = (generation.seed or 0) + 1_000_003 * (attempt + 1)
         generation.finish_reason = "length"
         return Completion(
             {"role": "assistant", "content": generation.text},
             generation,
             f"no valid tool call in {self.config.max_tool_call_attempts} samples: {problem}",
+            params,
         )
 
     def prompt_token_ids(
@@ -190,17 +194,41 @@ class LocalModelServer(SimpleResponsesAPIModel):
         k, glue, rest = splice
         turn = messages[k]
         generated = list(turn["generation_token_ids"])
-        if not generated or generated[-1] not in end_of_turn_ids(llama):
+        if not generated or generated[-1] not in self.pool.end_ids:
             glue = self._renderer.eos_token + glue  # the turn was cut off before its end
         tail = llama.tokenize((glue + rest).encode(), add_bos=False, special=True)
         return [*turn["prompt_token_ids"], *generated, *tail]
+
+    def turn_record(self, done: Completion) -> dict[str, Any]:
+        """What a trainer needs of one turn beyond its tokens (on its last output item).
+
+        ``generation_grammar_forced``: 1 for each sampled token the tool grammar forced (no
+        other token was allowed), which a policy-gradient step must not credit to the model;
+        ``sampling_params``: the effective temperature, top_p, seed and max_tokens;
+        ``policy``: the model's name and a hash of its weights file; ``text_tool_call``: the
+        model wrote a tool call as plain text instead of making one.
+        """
+        params, generation = done.params, done.generation
+        assert params is not None
+        return {
+            "generation_grammar_forced": generation.forced,
+            "sampling_params": {
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "seed": generation.seed,
+                "max_tokens": params.max_tokens,
+            },
+            "policy": {"name": self.config.model_name, "version": self.pool.version},
+            "text_tool_call": "tool_calls" not in done.message
+            and looks_like_tool_call(generation.text),
+        }
 
     # -- routes ----------------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Any:
         body = await validated_json(request, NeMoGymChatCompletionCreateParamsNonStreaming)
         token_ids = bool(body.get("return_token_ids"))
         log_probs = bool(body.get("logprobs"))
-        done = await self.complete(body, want_log_probs=log_probs or token_ids)
+        done = await self.complete(body)
         message, generation = done.message, done.generation
         finish = (
             "length"
@@ -253,7 +281,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
                 [{"loc": ("body",), "msg": str(exc), "type": "value_error"}]
             ) from None
         training = bool(params.get("return_token_id_information"))
-        done = await self.complete(chat, want_log_probs=training)
+        done = await self.complete(chat)
         message, generation = done.message, done.generation
         tokens = None
         if training and generation.token_ids:
@@ -261,6 +289,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
                 "prompt_token_ids": generation.prompt_token_ids,
                 "generation_token_ids": generation.token_ids,
                 "generation_log_probs": generation.log_probs,
+                **self.turn_record(done),
             }
         completion = {
             "created": int(time.time()),
@@ -268,6 +297,8 @@ class LocalModelServer(SimpleResponsesAPIModel):
             "choices": [{"message": message, "finish_reason": generation.finish_reason}],
         }
         response = chat_to_response(completion, params, self.config.model_name, tokens)
+        response["temperature"] = done.params.temperature if done.params else None
+        response["top_p"] = done.params.top_p if done.params else None
         if done.note:
             response["incomplete_details"] = {"reason": "max_output_tokens", "detail": done.note}
         return JSONResponseBytes(_dumps(response))

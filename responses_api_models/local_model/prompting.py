@@ -21,7 +21,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
-_CALL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -191,6 +190,19 @@ def grammar_schema(schema: Any) -> Any:
     return out
 
 
+def _strict_json_chars(gbnf: str) -> str:
+    """Forbid raw control characters inside strings, as JSON does.
+
+    llama-cpp-python's converter lets a string hold any character but a quote or backslash, so
+    a raw newline could be sampled inside a value and the call would not parse as JSON.
+    """
+    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+_LOOSE_CHAR = 'char ::= [^"\\\\]'  # GBNF: any character but a quote or a backslash
+_STRICT_CHAR = 'char ::= [^"\\\\\\x00-\\x1F\\x7F]'  # ...and no control character
+
+
 def _rename_root(gbnf: str, name: str) -> str:
     return re.sub(r"^root\s*::=", f"{name} ::=", gbnf, flags=re.MULTILINE)
 
@@ -225,8 +237,8 @@ def tool_grammar(tools: list[dict[str, Any]], tool_choice: Any, parallel: bool) 
             }
         )
     schema = variants[0] if len(variants) == 1 else {"oneOf": variants}
-    call_rules = _rename_root(
-        json_schema_to_gbnf(json.dumps(schema), ["name", "arguments"]), "call"
+    call_rules = _strict_json_chars(
+        _rename_root(json_schema_to_gbnf(json.dumps(schema), ["name", "arguments"]), "call")
     )
     one = f'"{TOOL_CALL_OPEN}" call "{TOOL_CALL_CLOSE}"'
     calls = f'{one} ("\\n" {one}){{0,{MAX_PARALLEL_CALLS - 1}}}' if parallel else one
@@ -236,14 +248,43 @@ def tool_grammar(tools: list[dict[str, Any]], tool_choice: Any, parallel: bool) 
 
 
 def parse_tool_calls(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """Split generated text into (plain text, [(tool name, arguments JSON)])."""
-    calls = []
-    for match in _CALL_RE.finditer(text):
+    """Split generated text into (plain text, [(tool name, arguments JSON)]).
+
+    Each call is ``<tool_call>`` + one JSON object + ``</tool_call>``; the object is read with a
+    JSON decoder, not a pattern, so a value that itself contains ``</tool_call>`` stays whole.
+    """
+    decoder = json.JSONDecoder()
+    calls: list[tuple[str, str]] = []
+    plain: list[str] = []
+    at = 0
+    while (start := text.find(TOOL_CALL_OPEN, at)) >= 0:
+        body = start + len(TOOL_CALL_OPEN)
+        body += len(text[body:]) - len(text[body:].lstrip())
         try:
-            data = json.loads(match.group(1))
+            data, end = decoder.raw_decode(text, body)
         except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            calls.append((data["name"], json.dumps(data.get("arguments", {}))))
-    plain = _CALL_RE.sub("", text).strip() if calls else text
-    return plain, calls
+            break
+        tail = text[end:].lstrip()
+        if not (isinstance(data, dict) and isinstance(data.get("name"), str)) or not (
+            tail.startswith(TOOL_CALL_CLOSE)
+        ):
+            break
+        plain.append(text[at:start])
+        calls.append((data["name"], json.dumps(data.get("arguments", {}))))
+        at = len(text) - len(tail) + len(TOOL_CALL_CLOSE)
+    if not calls:
+        return text, []
+    plain.append(text[at:])
+    return "".join(plain).strip(), calls
+
+
+_JSON_CALL_RE = re.compile(r'\{\s*"name"\s*:\s*"[^"]*"\s*,\s*"(arguments|parameters)"\s*:')
+
+
+def looks_like_tool_call(text: str) -> bool:
+    """Whether plain text holds a tool call written out instead of made (a trainer flags these).
+
+    Either the call markup (``<tool_call>``) or a JSON object that starts with a ``name`` and its
+    ``arguments`` / ``parameters``.
+    """
+    return TOOL_CALL_OPEN in text or bool(_JSON_CALL_RE.search(text))
