@@ -12,6 +12,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "Scaffold a new environment (+entrypoint=resources_servers/<name>) that passes its tests.",
     ),
     ("ng_test", "Run one environment's tests (+entrypoint=resources_servers/<name>)."),
+    (
+        "ng_export",
+        "Turn a rollout file into training data: tokens, trl, verl, sft or dpo (+format=...).",
+    ),
     ("ng_status", "Show the servers a running ng_run started and whether each is healthy."),
     (
         "ng_dump_config",
