@@ -25,6 +25,7 @@ from omegaconf.errors import (
 )
 
 from nemo_gym.config.overrides import parse_overrides
+from nemo_gym.config.secrets import is_secret_key, redact_text
 from nemo_gym.config.sources import key_line, read_yaml_mapping
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.core.paths import project_root, resolve_path
@@ -45,12 +46,16 @@ class LoadedConfig:
             the root, ``env.yaml`` or ``command line``).
         root: the project root that relative paths resolve against.
         files: config file paths in load order, as absolute paths.
+        cli_keys: top-level keys given on the command line, in order.
+        defined_keys: top-level keys set by a config file, ``env.yaml`` or the initial dict.
     """
 
     data: DictConfig
     sources: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=project_root)
     files: list[Path] = field(default_factory=list)
+    cli_keys: list[str] = field(default_factory=list)
+    defined_keys: set[str] = field(default_factory=set)
 
     def source_of(self, dotted_key: str) -> tuple[str | None, int | None]:
         """Return ``(source label, line)`` for a dotted key, line only for YAML files."""
@@ -61,9 +66,39 @@ class LoadedConfig:
         return label, key_line(str(path), dotted_key) if path.is_file() else None
 
     def error(self, message: str, key: str) -> ConfigError:
-        """Build a :class:`ConfigError` that points at where ``key`` was written."""
+        """Build a :class:`ConfigError` that points at where ``key`` was written.
+
+        Secret values of this config in ``message`` are replaced by ``***REDACTED***``.
+        """
         source, line = self.source_of(key)
-        return ConfigError(message, source=source, key=key, line=line)
+        return ConfigError(self.redact_text(message), source=source, key=key, line=line)
+
+    def secret_values(self) -> set[str]:
+        """The values of every credential-named key (those that resolve; see ``secrets``)."""
+        values: set[str] = set()
+
+        def visit(node: DictConfig | ListConfig) -> None:
+            keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else []
+            if isinstance(node, ListConfig):
+                keys = list(range(len(node)))
+            for key in keys:
+                child = node._get_node(key)
+                if isinstance(child, (DictConfig, ListConfig)):
+                    visit(child)
+                elif is_secret_key(key):
+                    try:
+                        value = node[key]
+                    except OmegaConfBaseException:
+                        continue
+                    if isinstance(value, str) and value:
+                        values.add(value)
+
+        visit(self.data)
+        return values
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret value of this config replaced by ``***REDACTED***``."""
+        return redact_text(text, self.secret_values())
 
 
 def _label(path: Path, root: Path) -> str:
@@ -162,14 +197,23 @@ def load_config(
         sources[key] = "env.yaml"
     for key in initial or {}:
         sources[key] = "initial config"
-    for cli_key in cli:
-        sources[str(cli_key)] = CLI_SOURCE
+    defined = set(sources)
+    cli_keys = [str(k) for k in cli]
+    for cli_key in cli_keys:
+        sources[cli_key] = CLI_SOURCE
     merged = OmegaConf.merge(merged, upper)
     assert isinstance(merged, DictConfig)
     merged.config_paths = all_paths
     _apply_defaults(merged)
     _bind_environment(merged)
-    return LoadedConfig(data=merged, sources=sources, root=root, files=files)
+    return LoadedConfig(
+        data=merged,
+        sources=sources,
+        root=root,
+        files=files,
+        cli_keys=cli_keys,
+        defined_keys=defined,
+    )
 
 
 def _apply_defaults(cfg: DictConfig) -> None:
@@ -178,7 +222,7 @@ def _apply_defaults(cfg: DictConfig) -> None:
     head = cfg.get("head_server")
     if head is None:
         cfg.head_server = {"host": "${default_host}", "port": DEFAULT_HEAD_PORT}
-    else:
+    elif isinstance(head, DictConfig):  # anything else is reported by check_global_settings
         if head.get("host") is None:
             head.host = "${default_host}"
         if head.get("port") is None:
