@@ -329,3 +329,28 @@ def test_command_parameter_error_never_shows_a_secret(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith("command line: +responses_create_params: ")
     assert SECRET not in message and REDACTED in message
+
+
+# -- where a key was written --------------------------------------------------------------------
+
+
+def test_error_names_the_file_that_wrote_the_key_not_the_last_file_of_its_instance(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "resources_servers/weather/app.py", "")
+    write(
+        tmp_path,
+        "a.yaml",
+        "weather:\n  resources_servers:\n    weather:\n      entrypoint: app.py\n"
+        "      port: abc\n",
+    )
+    write(tmp_path, "b.yaml", "weather:\n  resources_servers:\n    weather:\n      domain: math\n")
+    loaded = load(
+        tmp_path, "+config_paths=[a.yaml,b.yaml]", "++weather.resources_servers.weather.x=1"
+    )
+    assert loaded.sources["weather"] == "command line"
+    with pytest.raises(ConfigError, match=r"^a.yaml:5: weather.resources_servers.weather.port: "):
+        parse_server_instances(resolve_config(loaded), loaded)
+    assert loaded.source_of("weather.resources_servers.weather.domain") == ("b.yaml", 4)
+    assert loaded.source_of("weather.resources_servers.weather.x") == ("command line", None)
+    assert loaded.source_of("weather.resources_servers.weather.x.deeper") == ("command line", None)

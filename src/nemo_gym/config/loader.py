@@ -48,6 +48,8 @@ class LoadedConfig:
         files: config file paths in load order, as absolute paths.
         cli_keys: top-level keys given on the command line, in order.
         defined_keys: top-level keys set by a config file, ``env.yaml`` or the initial dict.
+        cli_paths: every dotted key set on the command line (leaves only).
+        env_file: the ``env.yaml`` read, if any.
     """
 
     data: DictConfig
@@ -56,11 +58,30 @@ class LoadedConfig:
     files: list[Path] = field(default_factory=list)
     cli_keys: list[str] = field(default_factory=list)
     defined_keys: set[str] = field(default_factory=set)
+    cli_paths: set[str] = field(default_factory=set)
+    env_file: Path | None = None
 
     def source_of(self, dotted_key: str) -> tuple[str | None, int | None]:
-        """Return ``(source label, line)`` for a dotted key, line only for YAML files."""
+        """Return ``(source label, line)`` of the source that set a dotted key last.
+
+        The command line wins when it set the key (or a key above it); otherwise the last YAML
+        source (config files in load order, then ``env.yaml``) that writes the whole key; else
+        the source of its top-level key, with the line of the deepest part found there.
+        """
         label = self.sources.get(dotted_key.split(".")[0])
-        if label is None or label == CLI_SOURCE:
+        if label is None:
+            return None, None
+        if any(dotted_key == p or dotted_key.startswith(p + ".") for p in self.cli_paths):
+            return CLI_SOURCE, None
+        yaml_sources = [(_label(f, self.root), f) for f in self.files]
+        if self.env_file is not None:
+            yaml_sources.append(("env.yaml", self.env_file))
+        if label == CLI_SOURCE or label in {name for name, _ in yaml_sources}:
+            for name, path in reversed(yaml_sources):  # not replaced by the program (policy)
+                line = key_line(str(path), dotted_key, exact=True)
+                if line is not None:
+                    return name, line
+        if label == CLI_SOURCE:
             return label, None
         path = resolve_path(label, self.root)
         return label, key_line(str(path), dotted_key) if path.is_file() else None
@@ -146,8 +167,10 @@ def load_config(
     cli = parse_overrides(argv)
     env_path = dotenv_path or root / "env.yaml"
     env: dict[str, Any] = {}
+    env_file: Path | None = None
     if not skip_dotenv and env_path.is_file():
         env = read_yaml_mapping(env_path, _label(env_path, root))
+        env_file = env_path
     initial_cfg = OmegaConf.create(dict(initial or {}))
 
     upper = OmegaConf.merge(OmegaConf.create(env), initial_cfg, cli)
@@ -213,7 +236,21 @@ def load_config(
         files=files,
         cli_keys=cli_keys,
         defined_keys=defined,
+        cli_paths=_leaf_paths(cli),
+        env_file=env_file,
     )
+
+
+def _leaf_paths(cfg: DictConfig, prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    for key in cfg.keys():
+        path = f"{prefix}{key!s}"
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig) and len(child):
+            paths |= _leaf_paths(child, path + ".")
+        else:
+            paths.add(path)
+    return paths
 
 
 def _apply_defaults(cfg: DictConfig) -> None:

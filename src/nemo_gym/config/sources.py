@@ -116,18 +116,28 @@ def _compose(path: str) -> yaml.Node | None:
         return None
 
 
-def key_line(path: str, dotted_key: str) -> int | None:
-    """Return the 1-based line where ``dotted_key`` is written in the YAML file, if found."""
+def key_line(path: str, dotted_key: str, *, exact: bool = False) -> int | None:
+    """Return the 1-based line where ``dotted_key`` is written in the YAML file.
+
+    Args:
+        path: the YAML file.
+        dotted_key: e.g. ``policy_model.responses_api_models.openai_model.openai_api_key``.
+        exact: only the whole key counts; otherwise the line of the deepest part found.
+    """
     node = _compose(path)
     line: int | None = None
     for part in dotted_key.split("."):
+        if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+            continue
         if not isinstance(node, yaml.MappingNode):
-            return line
+            return None if exact else line
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
                 line = key_node.start_mark.line + 1
                 node = value_node
                 break
         else:
-            return line
+            return None if exact else line
     return line
