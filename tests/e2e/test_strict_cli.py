@@ -184,3 +184,26 @@ def test_ng_run_typo_of_its_own_parameter_is_refused(tmp_path: Path) -> None:
         "error: command line: +config_path: unknown parameter of ng_run; did you mean "
         "+config_paths?"
     )
+
+
+def test_ng_run_redacts_secrets_from_a_crashing_servers_log(tmp_path: Path) -> None:
+    impl = tmp_path / "resources_servers" / "leaky"
+    impl.mkdir(parents=True)
+    (impl / "app.py").write_text(
+        "from nemo_gym.server.launch import launch_context\n"
+        "settings = launch_context().config['leaky']['resources_servers']['leaky']\n"
+        "print('settings:', settings, flush=True)\n"
+        "raise RuntimeError('cannot log in with ' + settings['copy'])\n"
+    )
+    (tmp_path / "leaky.yaml").write_text(
+        "leaky:\n  resources_servers:\n    leaky:\n      entrypoint: app.py\n      domain: other\n"
+        f"      service_password: {SECRET}\n      copy: ${{.service_password}}\n"
+    )
+    proc = Proc(
+        [str(BIN / "ng_run"), "+config_paths=[leaky.yaml]", f"+head_server.port={free_port()}"],
+        env={"NEMO_GYM_ROOT": str(tmp_path)},
+    )
+    assert proc.wait(60) == 1
+    assert "RuntimeError: cannot log in with ***REDACTED***" in proc.text
+    assert "'service_password': '***REDACTED***', 'copy': '***REDACTED***'" in proc.text
+    assert SECRET not in proc.text

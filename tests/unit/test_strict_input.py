@@ -317,6 +317,22 @@ def test_config_error_message_never_shows_a_secret(
     assert SECRET not in message and REDACTED in message
 
 
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        (
+            f"+policy_api_key={SECRET}[",
+            "cannot parse '+policy_api_key=***REDACTED***' (not a valid value)",
+        ),
+        (f"+a.auth_token={SECRET},x", "'+a.auth_token=***REDACTED***' is a sweep"),
+    ],
+)
+def test_unparseable_secret_argument_is_not_echoed(tmp_path: Path, arg: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, arg)
+    assert message in str(info.value) and SECRET not in str(info.value)
+
+
 def test_command_parameter_error_never_shows_a_secret(tmp_path: Path) -> None:
     loaded = load(
         tmp_path,
