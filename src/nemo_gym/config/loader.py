@@ -25,14 +25,21 @@ from omegaconf.errors import (
 )
 
 from nemo_gym.config.overrides import parse_overrides
-from nemo_gym.config.secrets import is_secret_key, redact_text
+from nemo_gym.config.secrets import config_secret_values, redact_text
+from nemo_gym.config.settings import DEFAULT_HEAD_PORT, DEFAULT_HOST, apply_defaults
 from nemo_gym.config.sources import key_line, read_yaml_mapping
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.core.paths import project_root, resolve_path
 
-DEFAULT_HEAD_PORT = 11000
-DEFAULT_HOST = "127.0.0.1"
 CLI_SOURCE = "command line"
+__all__ = [
+    "CLI_SOURCE",
+    "DEFAULT_HEAD_PORT",
+    "DEFAULT_HOST",
+    "LoadedConfig",
+    "load_config",
+    "resolve_config",
+]
 _BARE_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -95,27 +102,8 @@ class LoadedConfig:
         return ConfigError(self.redact_text(message), source=source, key=key, line=line)
 
     def secret_values(self) -> set[str]:
-        """The values of every credential-named key (those that resolve; see ``secrets``)."""
-        values: set[str] = set()
-
-        def visit(node: DictConfig | ListConfig) -> None:
-            keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else []
-            if isinstance(node, ListConfig):
-                keys = list(range(len(node)))
-            for key in keys:
-                child = node._get_node(key)
-                if isinstance(child, (DictConfig, ListConfig)):
-                    visit(child)
-                elif is_secret_key(key):
-                    try:
-                        value = node[key]
-                    except OmegaConfBaseException:
-                        continue
-                    if isinstance(value, str) and value:
-                        values.add(value)
-
-        visit(self.data)
-        return values
+        """The values of every credential-named key that resolves (see ``secrets``)."""
+        return config_secret_values(self.data)
 
     def redact_text(self, text: str) -> str:
         """``text`` with every secret value of this config replaced by ``***REDACTED***``."""
@@ -227,7 +215,7 @@ def load_config(
     merged = OmegaConf.merge(merged, upper)
     assert isinstance(merged, DictConfig)
     merged.config_paths = all_paths
-    _apply_defaults(merged)
+    apply_defaults(merged)
     _bind_environment(merged)
     return LoadedConfig(
         data=merged,
@@ -251,19 +239,6 @@ def _leaf_paths(cfg: DictConfig, prefix: str = "") -> set[str]:
         else:
             paths.add(path)
     return paths
-
-
-def _apply_defaults(cfg: DictConfig) -> None:
-    if cfg.get("default_host") is None:
-        cfg.default_host = DEFAULT_HOST
-    head = cfg.get("head_server")
-    if head is None:
-        cfg.head_server = {"host": "${default_host}", "port": DEFAULT_HEAD_PORT}
-    elif isinstance(head, DictConfig):  # anything else is reported by check_global_settings
-        if head.get("host") is None:
-            head.host = "${default_host}"
-        if head.get("port") is None:
-            head.port = DEFAULT_HEAD_PORT
 
 
 def _bind_environment(cfg: DictConfig) -> None:

@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import OmegaConfBaseException
+
 REDACTED = "***REDACTED***"
 #: Shorter secret values are not searched for inside other text (they would garble it, and a
 #: 1-3 character credential protects nothing).
@@ -44,6 +47,34 @@ def secret_values(config: Any) -> set[str]:
     """Every non-empty string value of a credential-named key in a plain (resolved) config."""
     values: set[str] = set()
     _collect(config, values)
+    return values
+
+
+def config_secret_values(cfg: DictConfig) -> set[str]:
+    """:func:`secret_values` of a config whose interpolations are not resolved yet.
+
+    Each credential-named value is resolved on its own; one that cannot be resolved is skipped
+    (it cannot be shown either).
+    """
+    values: set[str] = set()
+
+    def visit(node: DictConfig | ListConfig) -> None:
+        keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else []
+        if isinstance(node, ListConfig):
+            keys = list(range(len(node)))
+        for key in keys:
+            child = node._get_node(key)
+            if isinstance(child, (DictConfig, ListConfig)):
+                visit(child)
+            elif is_secret_key(key):
+                try:
+                    value = node[key]
+                except OmegaConfBaseException:
+                    continue
+                if isinstance(value, str) and value:
+                    values.add(value)
+
+    visit(cfg)
     return values
 
 

@@ -8,18 +8,22 @@ settings (NeMo Gym's reserved and recognised keys, so that configs written for i
 ``default_host``) so that ``head_server.port: abc`` is one clear error naming the file, line and
 key instead of a traceback where the port is first used.
 
-Neighbours: ``loader`` builds the config and fills in the defaults checked here;
+Neighbours: ``loader`` builds the config and fills in the defaults from here;
 ``instances`` skips these keys when it looks for server instances.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nemo_gym.config.loader import LoadedConfig
+if TYPE_CHECKING:
+    from nemo_gym.config.loader import LoadedConfig
+
+DEFAULT_HEAD_PORT = 11000
+DEFAULT_HOST = "127.0.0.1"
 
 #: Keys that are settings of Gym (or of NeMo Gym), never server instances.
 RESERVED_KEYS = frozenset(
@@ -54,6 +58,20 @@ GLOBAL_KEYS = RESERVED_KEYS | frozenset(
         "mlflow_tracking_token",
     }
 )
+
+
+def apply_defaults(cfg: DictConfig) -> None:
+    """Fill in ``default_host`` and ``head_server`` where no source set them."""
+    if cfg.get("default_host") is None:
+        cfg.default_host = DEFAULT_HOST
+    head = cfg.get("head_server")
+    if head is None:
+        cfg.head_server = {"host": "${default_host}", "port": DEFAULT_HEAD_PORT}
+    elif isinstance(head, DictConfig):  # anything else is reported by check_global_settings
+        if head.get("host") is None:
+            head.host = "${default_host}"
+        if head.get("port") is None:
+            head.port = DEFAULT_HEAD_PORT
 
 
 def _port_problem(value: Any) -> str | None:
