@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -207,3 +208,26 @@ def test_ng_run_redacts_secrets_from_a_crashing_servers_log(tmp_path: Path) -> N
     assert "RuntimeError: cannot log in with ***REDACTED***" in proc.text
     assert "'service_password': '***REDACTED***', 'copy': '***REDACTED***'" in proc.text
     assert SECRET not in proc.text
+
+
+def test_ng_run_taken_instance_port_names_the_file_and_line_that_set_it(tmp_path: Path) -> None:
+    impl = tmp_path / "resources_servers" / "busy"
+    impl.mkdir(parents=True)
+    (impl / "app.py").write_text("raise SystemExit(0)\n")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        (tmp_path / "busy.yaml").write_text(
+            "busy:\n  resources_servers:\n    busy:\n      entrypoint: app.py\n"
+            f"      domain: other\n      port: {port}\n"
+        )
+        proc = Proc(
+            [str(BIN / "ng_run"), "+config_paths=[busy.yaml]", f"+head_server.port={free_port()}"],
+            env={"NEMO_GYM_ROOT": str(tmp_path)},
+        )
+        assert proc.wait(60) == 2
+    assert proc.lines[-1].startswith(
+        f"error: busy.yaml:6: busy.resources_servers.busy.port: port {port} on 127.0.0.1 is "
+        "already in use"
+    )

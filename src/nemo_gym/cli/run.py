@@ -64,9 +64,14 @@ def main() -> int:
             'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
             source="command line",
         )
-    children = start_servers(
-        resolved, instances, loaded.root, params.start_mode, params.graceful_shutdown_s, redact
-    )
+    try:
+        children = start_servers(
+            resolved, instances, loaded.root, params.start_mode, params.graceful_shutdown_s, redact
+        )
+    except ConfigError as exc:  # e.g. a port in use: name where that port was set
+        if exc.key is None or exc.source is not None:
+            raise
+        raise loaded.error(exc.detail, exc.key) from None
     options = SupervisorOptions(
         params.startup_timeout_s, params.graceful_shutdown_s, params.echo_logs
     )

@@ -171,11 +171,11 @@ def run_server(cls: type[SimpleServer]) -> None:
     context = launch_context()
     try:
         server = build_server(cls, context)
+        app = server.setup_webserver()
     except ConfigError as exc:  # ng_run names the file and line (see config.server_settings)
         sys.stderr.write(config_error_line(exc) + "\n")
         sys.stderr.flush()
         sys.exit(2)
-    app = server.setup_webserver()
     serve(
         app,
         host=server.config.host,
