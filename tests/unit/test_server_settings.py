@@ -3,11 +3,15 @@ secrets, and the one marker line that lets ng_run name the file and line (in-pro
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 from pydantic import BaseModel, ConfigDict
 
+from nemo_gym.config.instances import instance_section
 from nemo_gym.config.secrets import REDACTED
 from nemo_gym.config.server_settings import (
     CONFIG_ERROR_MARKER,
@@ -17,11 +21,12 @@ from nemo_gym.config.server_settings import (
     validate_settings,
 )
 from nemo_gym.core.errors import ConfigError
-from nemo_gym.server.base import BaseServerConfig
+from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.launch import LaunchContext, build_server, run_server
 from responses_api_agents.simple_agent.app import SimpleAgent
 from responses_api_models.openai_model.app import OpenAIModelServer
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-live-SECRET-123456"
 REFS = {
     "resources_server": {"type": "resources_servers", "name": "weather"},
@@ -185,3 +190,56 @@ def test_run_server_reports_a_config_error_as_the_marker_line_and_exits_2(
             "tool_timeout_s, verify_timeout_s",
         )
     ]
+
+
+def shipped_instances() -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    """``(config file, instance, server type, implementation, settings)`` of every config."""
+    found = []
+    for path in sorted(REPO.glob("*/*/configs/*.yaml")):
+        for name, entry in yaml.safe_load(path.read_text()).items():
+            section = instance_section({name: entry}, name)
+            if section is not None:
+                found.append((str(path.relative_to(REPO)), name, *section))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "server_type", "impl", "settings"),
+    shipped_instances(),
+    ids=lambda v: v if isinstance(v, str) and v.endswith(".yaml") else "",
+)
+def test_every_shipped_config_is_accepted_by_its_implementation(
+    path: str, name: str, server_type: str, impl: str, settings: dict[str, Any]
+) -> None:
+    module = importlib.import_module(f"{server_type}.{impl}.app")
+    servers = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, SimpleServer) and v.__module__ == module.__name__
+    ]
+    assert servers, f"{path}: no server class in {module.__name__}"
+    for server in servers:
+        config_cls = server.model_fields["config"].annotation
+        assert isinstance(config_cls, type)
+        check_setting_keys(config_cls, {**settings, "name": name}, f"{name}.{server_type}.{impl}")
+
+
+def test_the_local_model_swapped_in_for_the_policy_accepts_its_settings() -> None:
+    from nemo_gym.config.loader import load_config, resolve_config
+    from nemo_gym.config.policy import default_policy_to_local_model
+    from responses_api_models.local_model.app import LocalModelServer
+
+    loaded = load_config(
+        [
+            "+config_paths=[responses_api_models/openai_model/configs/openai_model.yaml]",
+            "++policy_model.responses_api_models.openai_model.port=8123",
+        ],
+        root=REPO,
+        skip_dotenv=True,
+    )
+    assert default_policy_to_local_model(loaded) == ["policy_model"]
+    section = instance_section(resolve_config(loaded), "policy_model")
+    assert section is not None and section[:2] == ("responses_api_models", "local_model")
+    config_cls = LocalModelServer.model_fields["config"].annotation
+    assert isinstance(config_cls, type)
+    check_setting_keys(config_cls, section[2], "policy_model.responses_api_models.local_model")
