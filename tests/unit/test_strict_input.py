@@ -54,6 +54,12 @@ def test_unknown_collect_key_without_a_close_match_is_still_refused(tmp_path: Pa
     assert "did you mean" not in str(info.value)
 
 
+def test_later_nemo_gym_name_of_a_parameter_points_at_gyms_name(tmp_path: Path) -> None:
+    loaded = load(tmp_path, *COLLECT_ARGS, "+resume_from_cache=true")
+    with pytest.raises(ConfigError, match=r"\+resume_from_cache: .*did you mean \+resume\?"):
+        parse_params(CollectParams, loaded, "ng_collect_rollouts")
+
+
 def test_collect_accepts_its_parameters_gym_settings_and_keys_env_yaml_sets(
     tmp_path: Path,
 ) -> None:

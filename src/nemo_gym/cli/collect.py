@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import uvloop
 from pydantic import BaseModel, Field
@@ -75,6 +75,9 @@ class CollectParams(BaseModel):
         "from the output file; refuses a file made from other input or config.",
     )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
+
+    #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
+    renamed_parameters: ClassVar[dict[str, str]] = {"resume_from_cache": "resume"}
 
 
 def check_output_path(path: Path, key: str = "+output_jsonl_fpath") -> None:

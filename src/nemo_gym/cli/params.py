@@ -10,7 +10,8 @@ already sets is an error with a "did you mean" (``+num_repeat=2`` is not silentl
 ``ng_run`` and ``ng_dump_config`` take the whole config tree (``open_config``): any key may be
 added there, for servers to read, so only a new scalar that no config value refers to and that
 is one typo away from a parameter or setting (``+startup_timeout=5``, ``+config_path=[...]``)
-is refused.
+is refused. A parameter model may name NeMo Gym parameters Gym calls otherwise in a
+``renamed_parameters`` class variable, so that their "did you mean" is the right one.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def check_cli_keys(
                 continue
         else:
             close = difflib.get_close_matches(key, candidates, 1, 0.6)
+        renamed: dict[str, str] = getattr(model, "renamed_parameters", {})
+        if key in renamed:
+            close = [renamed[key]]
         hint = f"; did you mean +{close[0]}?" if close else ""
         params = ", ".join(f"+{name}" for name in own) or "none"
         raise ConfigError(
