@@ -14,7 +14,7 @@ from nemo_gym.cli.params import parse_params
 from nemo_gym.cli.run import RunParams
 from nemo_gym.config.instances import check_agent_name, parse_server_instances
 from nemo_gym.config.loader import LoadedConfig, load_config, resolve_config
-from nemo_gym.config.secrets import REDACTED, redact, redact_text
+from nemo_gym.config.secrets import REDACTED, is_secret_key, redact, redact_text
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError, InputDataError
 from nemo_gym.rollouts.inputs import read_rows
@@ -289,6 +289,26 @@ def test_agent_name_of_another_server_is_refused(name: str, message: str) -> Non
 
 
 # -- secrets in error messages ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("openai_api_key", True),
+        ("key", True),
+        ("access_key", True),
+        ("hf_token", True),
+        ("client_secret", True),
+        ("db_password", True),
+        ("Authorization", True),
+        ("keyword", False),
+        ("monkey", False),
+        ("model", False),
+        ("host", False),
+    ],
+)
+def test_secret_key_names(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
 
 
 def test_redact_text_replaces_every_secret_value_and_keeps_short_ones() -> None:

@@ -1,8 +1,8 @@
 """Redacting secrets from configs and messages before they are printed, logged or served.
 
-A value is secret when its key looks like a credential (``*api_key``, ``*token``, ``*secret``,
-``*password``, ``authorization`` ...) or when it came from such a key: an interpolated copy
-under an innocent name (``foo: ${policy_api_key}``) or a string built around it
+A value is secret when its key looks like a credential (``*api_key``, ``key``, ``*_key``,
+``*token``, ``*secret``, ``*password``, ``authorization`` ...) or when it came from such a key:
+an interpolated copy under an innocent name (``foo: ${policy_api_key}``) or a string built around it
 (``url: https://user:${password}@host``) has the secret in it, and that part is replaced too.
 :func:`redact` cleans a config; :func:`redact_text` cleans a message (an error, a log line)
 given the secret values of the config it came from (:func:`secret_values`).
@@ -22,7 +22,8 @@ REDACTED = "***REDACTED***"
 #: 1-3 character credential protects nothing).
 MIN_SECRET_LENGTH = 4
 _SECRET_KEY = re.compile(
-    r"(api[_-]?key|token|secret|password|passwd|credential|authorization|private[_-]?key)",
+    r"(api[_-]?key|token|secret|password|passwd|credential|authorization|bearer"
+    r"|private[_-]?key|(^|[_-])key$)",
     re.IGNORECASE,
 )
 
