@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, Proc, free_port
+from tests.helpers import BIN, Proc, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -231,3 +231,57 @@ def test_ng_run_taken_instance_port_names_the_file_and_line_that_set_it(tmp_path
         f"error: busy.yaml:6: busy.resources_servers.busy.port: port {port} on 127.0.0.1 is "
         "already in use"
     )
+
+
+PEEK_APP = """\
+import json, os, sys, time
+from pathlib import Path
+from nemo_gym.server.launch import launch_context
+name = launch_context().instance_name
+out = Path(sys.argv[0]).parent.parent.parent / (name + ".seen.json")
+Path(str(out) + ".tmp").write_text(json.dumps({
+    "env": os.environ.get("MY_KEY"),
+    "config": json.dumps(launch_context().config),
+    "raw": os.environ.get("NEMO_GYM_CONFIG_DICT", ""),
+}))
+os.replace(str(out) + ".tmp", out)  # whole, or not there yet
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_only_the_server_whose_section_holds_a_secret_gets_it(tmp_path: Path, mode: str) -> None:
+    for impl in ("holder", "peek"):
+        (tmp_path / "resources_servers" / impl).mkdir(parents=True)
+        (tmp_path / "resources_servers" / impl / "app.py").write_text(PEEK_APP)
+    (tmp_path / "two.yaml").write_text(
+        "holder:\n  resources_servers:\n    holder:\n      entrypoint: app.py\n"
+        "      domain: other\n      api_key: ${MY_KEY}\n"
+        "peek:\n  resources_servers:\n    peek:\n      entrypoint: app.py\n      domain: other\n"
+    )
+    proc = Proc(
+        [
+            str(BIN / "ng_run"),
+            "+config_paths=[two.yaml]",
+            f"+head_server.port={free_port()}",
+            f"+start_mode={mode}",
+        ],
+        env={"NEMO_GYM_ROOT": str(tmp_path), "MY_KEY": SECRET},
+    )
+    try:
+        seen = {
+            name: json.loads(
+                wait_for(
+                    lambda n=name: (p := tmp_path / f"{n}.seen.json").exists() and p.read_text(),
+                    60,
+                    f"{name} to report what it sees",
+                )
+            )
+            for name in ("holder", "peek")
+        }
+    finally:
+        proc.stop()
+    assert seen["holder"]["env"] == SECRET and SECRET in seen["holder"]["config"]
+    assert seen["peek"]["env"] is None
+    assert SECRET not in seen["peek"]["config"] and SECRET not in seen["peek"]["raw"]
+    assert '"api_key": "***REDACTED***"' in seen["peek"]["config"]

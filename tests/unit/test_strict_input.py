@@ -14,7 +14,13 @@ from nemo_gym.cli.params import parse_params
 from nemo_gym.cli.run import RunParams
 from nemo_gym.config.instances import check_agent_name, parse_server_instances
 from nemo_gym.config.loader import LoadedConfig, load_config, resolve_config
-from nemo_gym.config.secrets import REDACTED, is_secret_key, redact, redact_text
+from nemo_gym.config.secrets import (
+    REDACTED,
+    config_for_instance,
+    is_secret_key,
+    redact,
+    redact_text,
+)
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError, InputDataError
 from nemo_gym.rollouts.inputs import read_rows
@@ -396,3 +402,32 @@ def test_error_names_the_file_that_wrote_the_key_not_the_last_file_of_its_instan
     assert loaded.source_of("weather.resources_servers.weather.domain") == ("b.yaml", 4)
     assert loaded.source_of("weather.resources_servers.weather.x") == ("command line", None)
     assert loaded.source_of("weather.resources_servers.weather.x.deeper") == ("command line", None)
+
+
+def test_each_server_gets_only_the_secrets_of_its_own_section() -> None:
+    config = {
+        "policy_api_key": SECRET,
+        "judge_key": "judge-SECRET-9876",
+        "policy_model": {
+            "responses_api_models": {"openai_model": {"openai_api_key": SECRET, "port": 1}}
+        },
+        "judge": {
+            "resources_servers": {"math": {"judge_api_key": "judge-SECRET-9876", "url": "u"}}
+        },
+        "agent": {"responses_api_agents": {"simple_agent": {"port": 3}}},
+    }
+    model_config, model_withheld = config_for_instance(config, "policy_model")
+    assert model_withheld == {"judge-SECRET-9876"}
+    assert model_config["policy_api_key"] == SECRET  # the model's own key, also at the top
+    assert model_config["policy_model"] == config["policy_model"]
+    assert model_config["judge_key"] == REDACTED
+    assert model_config["judge"]["resources_servers"]["math"] == {
+        "judge_api_key": REDACTED,
+        "url": "u",
+    }
+    agent_config, agent_withheld = config_for_instance(config, "agent")
+    assert agent_withheld == {SECRET, "judge-SECRET-9876"}
+    assert SECRET not in repr(agent_config) and "judge-SECRET" not in repr(agent_config)
+    assert agent_config["agent"] == config["agent"]
+    assert agent_config["policy_model"]["responses_api_models"]["openai_model"]["port"] == 1
+    assert config["policy_api_key"] == SECRET  # the input is not changed

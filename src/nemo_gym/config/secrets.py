@@ -109,3 +109,26 @@ def redact(config: Any, extra_values: Iterable[str] = ()) -> Any:
         return node
 
     return walk(config)
+
+
+def config_for_instance(config: dict[str, Any], name: str) -> tuple[dict[str, Any], set[str]]:
+    """The config one server process gets: only the secrets its own section holds.
+
+    Every other secret value (another server's key, a top-level ``policy_api_key`` the instance
+    does not use) is replaced by ``***REDACTED***``, so that a resources server never holds the
+    model's API key.
+
+    Args:
+        config: the whole resolved config.
+        name: the instance (top-level key) the process serves.
+
+    Returns:
+        The config for the process, and the withheld secret values that an environment variable
+        must not hold in the process either (those of :data:`MIN_SECRET_LENGTH` or more).
+    """
+    own = secret_values(config.get(name))
+    withheld = secret_values(config) - own
+    if not withheld:
+        return config, set()
+    kept = {k: (v if k == name else redact(v, withheld)) for k, v in config.items()}
+    return kept, {v for v in withheld if len(v) >= MIN_SECRET_LENGTH}
