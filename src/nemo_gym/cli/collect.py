@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import uvloop
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from nemo_gym.cli.params import cli_entry, load_params
+from nemo_gym.config.instances import check_agent_name
+from nemo_gym.config.loader import CLI_SOURCE
+from nemo_gym.config.settings import head_address
+from nemo_gym.core.errors import ConfigError
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.collect import collect
 from nemo_gym.rollouts.inputs import expand, read_rows
@@ -71,6 +76,39 @@ class CollectParams(BaseModel):
     )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
 
+    #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
+    renamed_parameters: ClassVar[dict[str, str]] = {"resume_from_cache": "resume"}
+
+
+def check_output_path(path: Path, key: str = "+output_jsonl_fpath") -> None:
+    """Refuse an output path that cannot be a file before anything runs.
+
+    Raises:
+        ConfigError: ``path`` is a directory, sits under a file, or cannot be written.
+    """
+    if path.is_dir():
+        raise ConfigError(
+            f"{str(path)!r} is a directory; name a file in it, e.g. {path / 'rollouts.jsonl'}",
+            source=CLI_SOURCE,
+            key=key,
+        )
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"cannot create {str(path)!r}: {str(parent)!r} is a file, not a directory",
+            source=CLI_SOURCE,
+            key=key,
+        )
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise ConfigError(
+            f"cannot write {str(path)!r}: permission denied on {str(target)!r}",
+            source=CLI_SOURCE,
+            key=key,
+        )
+
 
 @cli_entry
 def main() -> int:
@@ -78,6 +116,8 @@ def main() -> int:
     repeats = params.num_repeats or 1
     input_path = Path(params.input_jsonl_fpath)
     output_path = Path(params.output_jsonl_fpath)
+    check_output_path(output_path)
+    host, port = head_address(loaded)
     rows = read_rows(
         input_path, limit=params.limit or None, overrides=params.responses_create_params
     )
@@ -88,10 +128,10 @@ def main() -> int:
     if params.responses_create_params:
         print(f"Overriding responses_create_params fields with {params.responses_create_params}")
 
-    head = loaded.data.head_server
     client = ServerClient(
-        fetch_global_config(head_url({"head_server": {"host": head.host, "port": head.port}}))
+        fetch_global_config(head_url({"head_server": {"host": host, "port": port}}))
     )
+    check_agent_name(client.global_config_dict, params.agent_name)
     run_url = client.base_url(params.agent_name) + "/run"
 
     manifest = build_manifest(

@@ -23,7 +23,7 @@ class DumpConfigParams(BaseModel):
 
 @cli_entry
 def main() -> int:
-    _, loaded = load_params(DumpConfigParams, "ng_dump_config")
+    _, loaded = load_params(DumpConfigParams, "ng_dump_config", open_config=True)
     default_policy_to_local_model(loaded)
     resolved = resolve_config(loaded)
     parse_server_instances(resolved, loaded)

@@ -9,6 +9,7 @@ import urllib.request
 from pydantic import BaseModel
 
 from nemo_gym.cli.params import cli_entry, load_params
+from nemo_gym.config.settings import head_address
 from nemo_gym.head.client import head_url
 
 
@@ -20,8 +21,8 @@ class StatusParams(BaseModel):
 @cli_entry
 def main() -> int:
     _, loaded = load_params(StatusParams, "ng_status")
-    head = loaded.data.head_server
-    url = head_url({"head_server": {"host": head.host, "port": head.port}})
+    host, port = head_address(loaded)
+    url = head_url({"head_server": {"host": host, "port": port}})
     try:
         with urllib.request.urlopen(f"{url}/server_instances", timeout=10) as resp:
             rows = json.loads(resp.read())

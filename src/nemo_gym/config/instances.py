@@ -4,7 +4,8 @@ Validates the merged, resolved config and turns each instance into a :class:`Ser
 Every error names the instance, the dotted key, and the file and line it was written in:
 an unknown server type (with a "did you mean"), a missing ``entrypoint``, a wrong value type,
 an implementation folder or entrypoint that does not exist, and a ``{type, name}`` reference to
-an instance that is not defined.
+an instance that is not defined. Which settings an implementation accepts is checked by its own
+process (``server_settings``), which knows the implementation's config class.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nemo_gym.config.loader import LoadedConfig
+from nemo_gym.config.settings import RESERVED_KEYS, check_global_settings
+from nemo_gym.core.errors import ConfigError
 
 ServerType = Literal["responses_api_models", "resources_servers", "responses_api_agents"]
 SERVER_TYPES: tuple[str, ...] = (
@@ -37,20 +40,6 @@ Domain = Literal[
     "e2e",
     "other",
 ]
-#: Top-level keys that are settings of Gym itself, never server instances.
-RESERVED_KEYS = frozenset(
-    {
-        "config_paths",
-        "entrypoint",
-        "default_host",
-        "head_server",
-        "disallowed_ports",
-        "head_server_deps",
-        "python_version",
-        "h",
-        "help",
-    }
-)
 
 
 class ServerRef(BaseModel):
@@ -169,8 +158,9 @@ def parse_server_instances(
         check_files: also check that implementation folders and entrypoints exist.
 
     Raises:
-        ConfigError: naming the first problem found.
+        ConfigError: naming the first problem found (Gym's own settings are checked first).
     """
+    check_global_settings(resolved, loaded)
     instances: list[ServerInstance] = []
     for name, value in resolved.items():
         if name in RESERVED_KEYS or not isinstance(value, dict) or not value:
@@ -268,3 +258,37 @@ def _check_references(instances: list[ServerInstance], loaded: LoadedConfig) -> 
                     f"{_suggest(str(ref['name']), names)}; defined {ref['type']}: {known}",
                     f"{path}.name",
                 )
+
+
+_TYPE_NAMES = {
+    "responses_api_models": "a model server",
+    "resources_servers": "a resources server",
+    "responses_api_agents": "an agent",
+}
+
+
+def check_agent_name(config: Mapping[str, Any], name: str, key: str = "+agent_name") -> None:
+    """Refuse ``name`` unless it is an agent instance of ``config`` (a running setup's config).
+
+    Raises:
+        ConfigError: ``name`` is another kind of server, or no instance; lists the agents.
+    """
+    agents = [
+        str(k)
+        for k in config
+        if (section := instance_section(config, str(k))) and section[0] == "responses_api_agents"
+    ]
+    section = instance_section(config, name)
+    if section is not None and section[0] == "responses_api_agents":
+        return
+    listed = ", ".join(agents) or "none"
+    if section is not None:
+        what = _TYPE_NAMES.get(section[0], section[0])
+        message = f"{name!r} is {what} ({section[0]}/{section[1]}), not an agent"
+    else:
+        message = f"no server instance named {name!r}{_suggest(name, agents)}"
+    raise ConfigError(
+        f"{message}; rollouts run through an agent. Agents running: {listed}",
+        source="command line",
+        key=key,
+    )

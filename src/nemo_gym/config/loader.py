@@ -25,13 +25,21 @@ from omegaconf.errors import (
 )
 
 from nemo_gym.config.overrides import parse_overrides
+from nemo_gym.config.secrets import config_secret_values, redact_text
+from nemo_gym.config.settings import DEFAULT_HEAD_PORT, DEFAULT_HOST, apply_defaults
 from nemo_gym.config.sources import key_line, read_yaml_mapping
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.core.paths import project_root, resolve_path
 
-DEFAULT_HEAD_PORT = 11000
-DEFAULT_HOST = "127.0.0.1"
 CLI_SOURCE = "command line"
+__all__ = [
+    "CLI_SOURCE",
+    "DEFAULT_HEAD_PORT",
+    "DEFAULT_HOST",
+    "LoadedConfig",
+    "load_config",
+    "resolve_config",
+]
 _BARE_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -45,25 +53,61 @@ class LoadedConfig:
             the root, ``env.yaml`` or ``command line``).
         root: the project root that relative paths resolve against.
         files: config file paths in load order, as absolute paths.
+        cli_keys: top-level keys given on the command line, in order.
+        defined_keys: top-level keys set by a config file, ``env.yaml`` or the initial dict.
+        cli_paths: every dotted key set on the command line (leaves only).
+        env_file: the ``env.yaml`` read, if any.
     """
 
     data: DictConfig
     sources: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=project_root)
     files: list[Path] = field(default_factory=list)
+    cli_keys: list[str] = field(default_factory=list)
+    defined_keys: set[str] = field(default_factory=set)
+    cli_paths: set[str] = field(default_factory=set)
+    env_file: Path | None = None
 
     def source_of(self, dotted_key: str) -> tuple[str | None, int | None]:
-        """Return ``(source label, line)`` for a dotted key, line only for YAML files."""
+        """Return ``(source label, line)`` of the source that set a dotted key last.
+
+        The command line wins when it set the key (or a key above it); otherwise the last YAML
+        source (config files in load order, then ``env.yaml``) that writes the whole key; else
+        the source of its top-level key, with the line of the deepest part found there.
+        """
         label = self.sources.get(dotted_key.split(".")[0])
-        if label is None or label == CLI_SOURCE:
+        if label is None:
+            return None, None
+        if any(dotted_key == p or dotted_key.startswith(p + ".") for p in self.cli_paths):
+            return CLI_SOURCE, None
+        yaml_sources = [(_label(f, self.root), f) for f in self.files]
+        if self.env_file is not None:
+            yaml_sources.append(("env.yaml", self.env_file))
+        if label == CLI_SOURCE or label in {name for name, _ in yaml_sources}:
+            for name, path in reversed(yaml_sources):  # not replaced by the program (policy)
+                line = key_line(str(path), dotted_key, exact=True)
+                if line is not None:
+                    return name, line
+        if label == CLI_SOURCE:
             return label, None
         path = resolve_path(label, self.root)
         return label, key_line(str(path), dotted_key) if path.is_file() else None
 
     def error(self, message: str, key: str) -> ConfigError:
-        """Build a :class:`ConfigError` that points at where ``key`` was written."""
+        """Build a :class:`ConfigError` that points at where ``key`` was written.
+
+        Secret values of this config in ``message`` are replaced by ``***REDACTED***``.
+        """
         source, line = self.source_of(key)
-        return ConfigError(message, source=source, key=key, line=line)
+        return ConfigError(self.redact_text(message), source=source, key=key, line=line)
+
+    def secret_values(self) -> set[str]:
+        """The values of every credential-named key that resolves (see ``secrets``)."""
+        return config_secret_values(self.data)
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret value of this config replaced by ``***REDACTED***``."""
+        return redact_text(text, self.secret_values())
 
 
 def _label(path: Path, root: Path) -> str:
@@ -111,8 +155,10 @@ def load_config(
     cli = parse_overrides(argv)
     env_path = dotenv_path or root / "env.yaml"
     env: dict[str, Any] = {}
+    env_file: Path | None = None
     if not skip_dotenv and env_path.is_file():
         env = read_yaml_mapping(env_path, _label(env_path, root))
+        env_file = env_path
     initial_cfg = OmegaConf.create(dict(initial or {}))
 
     upper = OmegaConf.merge(OmegaConf.create(env), initial_cfg, cli)
@@ -162,27 +208,37 @@ def load_config(
         sources[key] = "env.yaml"
     for key in initial or {}:
         sources[key] = "initial config"
-    for cli_key in cli:
-        sources[str(cli_key)] = CLI_SOURCE
+    defined = set(sources)
+    cli_keys = [str(k) for k in cli]
+    for cli_key in cli_keys:
+        sources[cli_key] = CLI_SOURCE
     merged = OmegaConf.merge(merged, upper)
     assert isinstance(merged, DictConfig)
     merged.config_paths = all_paths
-    _apply_defaults(merged)
+    apply_defaults(merged)
     _bind_environment(merged)
-    return LoadedConfig(data=merged, sources=sources, root=root, files=files)
+    return LoadedConfig(
+        data=merged,
+        sources=sources,
+        root=root,
+        files=files,
+        cli_keys=cli_keys,
+        defined_keys=defined,
+        cli_paths=_leaf_paths(cli),
+        env_file=env_file,
+    )
 
 
-def _apply_defaults(cfg: DictConfig) -> None:
-    if cfg.get("default_host") is None:
-        cfg.default_host = DEFAULT_HOST
-    head = cfg.get("head_server")
-    if head is None:
-        cfg.head_server = {"host": "${default_host}", "port": DEFAULT_HEAD_PORT}
-    else:
-        if head.get("host") is None:
-            head.host = "${default_host}"
-        if head.get("port") is None:
-            head.port = DEFAULT_HEAD_PORT
+def _leaf_paths(cfg: DictConfig, prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    for key in cfg.keys():
+        path = f"{prefix}{key!s}"
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig) and len(child):
+            paths |= _leaf_paths(child, path + ".")
+        else:
+            paths.add(path)
+    return paths
 
 
 def _bind_environment(cfg: DictConfig) -> None:

@@ -14,7 +14,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nemo_gym.config.secrets import REDACTED, is_secret_key
 from nemo_gym.core.errors import ConfigError
+
+
+def _shown(arg: str) -> str:
+    """``arg`` as an error may show it: the value of a credential-named key is hidden."""
+    key, sep, value = arg.partition("=")
+    if sep and value and is_secret_key(key.lstrip("+~").rsplit(".", 1)[-1]):
+        return f"{key}={REDACTED}"
+    return arg
 
 
 def parse_overrides(argv: Sequence[str]) -> DictConfig:
@@ -42,8 +51,10 @@ def parse_overrides(argv: Sequence[str]) -> DictConfig:
             (override,) = parser.parse_overrides([arg])
         except OverrideParseException as exc:
             first = str(exc).splitlines()[1] if "\n" in str(exc) else str(exc)
+            if _shown(arg) != arg:  # the parser's detail may quote the value
+                first = "not a valid value"
             raise ConfigError(
-                f"cannot parse {arg!r} ({first}); write +key=value, e.g. +limit=5",
+                f"cannot parse {_shown(arg)!r} ({first}); write +key=value, e.g. +limit=5",
                 source="command line",
             ) from None
         key = override.key_or_group
@@ -51,11 +62,13 @@ def parse_overrides(argv: Sequence[str]) -> DictConfig:
             key = f"{override.package}.{key}"
         if override.is_sweep_override():
             raise ConfigError(
-                f"{arg!r} is a sweep; Gym runs one config at a time",
+                f"{_shown(arg)!r} is a sweep; Gym runs one config at a time",
                 source="command line",
             )
         if override.is_delete():
-            raise ConfigError(f"{arg!r}: deleting keys is not supported", source="command line")
+            raise ConfigError(
+                f"{_shown(arg)!r}: deleting keys is not supported", source="command line"
+            )
         value: Any = override.value()
         existing = OmegaConf.select(cfg, key, throw_on_missing=False)
         if override.is_add() and existing is not None:

@@ -3,7 +3,8 @@
 Every row is read and checked before any rollout starts: it must be a JSON object with a
 ``responses_create_params`` object of the right shape (known keys, an ``input``) after the
 command-line overrides are applied; see ``nemo_gym.protocol.shapes``. Blank lines are
-skipped. Rows are then repeated in the ``aabbcc`` order (each row ``num_repeats`` times in a
+skipped; a file with no rows at all is an error (a run over nothing is a mistake, not a
+success). Rows are then repeated in the ``aabbcc`` order (each row ``num_repeats`` times in a
 row) and tagged with ``_ng_task_index`` (0-based input row) and ``_ng_repeat_index``.
 """
 
@@ -51,13 +52,18 @@ def read_rows(
     """Read and validate the first ``limit`` rows of a JSONL file.
 
     Raises:
-        InputDataError: naming the file and the 1-based line of the first bad row.
+        InputDataError: naming the file and the 1-based line of the first bad row, or the file
+            when it is missing, unreadable, a directory or has no rows.
     """
     label = str(path)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
         raise InputDataError(label, None, "input file not found") from None
+    except IsADirectoryError:
+        raise InputDataError(label, None, "is a directory, not a JSONL file") from None
+    except PermissionError:
+        raise InputDataError(label, None, "cannot be read (permission denied)") from None
     rows: list[dict[str, Any]] = []
     with handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -79,6 +85,10 @@ def read_rows(
             if (problem := shape_error(params)) is not None:
                 raise InputDataError(label, line_no, f"responses_create_params.{problem}")
             rows.append(row)
+    if not rows:
+        raise InputDataError(
+            label, None, "has no rows: the file is empty (one JSON object per line is expected)"
+        )
     return rows
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
 
 from nemo_gym.config.instances import instance_section
+from nemo_gym.config.server_settings import config_error_line, validate_settings
 from nemo_gym.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
     """Validate this instance's settings against ``cls``'s config model and build it.
 
     Raises:
-        ConfigError: naming the instance key that does not validate.
+        ConfigError: naming the instance key that is unknown or does not validate.
     """
     from nemo_gym.head.client import ServerClient
     from nemo_gym.server.http_client import HttpClient
@@ -156,15 +156,10 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
     server_type, impl, settings = section
     config_cls = cls.model_fields["config"].annotation
     assert isinstance(config_cls, type)
-    try:
-        config = config_cls.model_validate({**settings, "name": context.instance_name})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(
-            f"{err['msg']} (got {err.get('input')!r})",
-            key=f"{context.instance_name}.{server_type}.{impl}.{loc}",
-        ) from None
+    where = f"{context.instance_name}.{server_type}.{impl}"
+    config = validate_settings(
+        config_cls, {**settings, "name": context.instance_name}, where, context.config
+    )
     timeout = float(settings.get("request_timeout_s") or 900.0)
     client = ServerClient(context.config, HttpClient(timeout_s=timeout))
     return cls(config=config, server_client=client)
@@ -174,8 +169,13 @@ def run_server(cls: type[SimpleServer]) -> None:
     """Build the server of this process and serve it until stopped."""
     configure_process_logging()
     context = launch_context()
-    server = build_server(cls, context)
-    app = server.setup_webserver()
+    try:
+        server = build_server(cls, context)
+        app = server.setup_webserver()
+    except ConfigError as exc:  # ng_run names the file and line (see config.server_settings)
+        sys.stderr.write(config_error_line(exc) + "\n")
+        sys.stderr.flush()
+        sys.exit(2)
     serve(
         app,
         host=server.config.host,

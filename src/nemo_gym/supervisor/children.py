@@ -118,8 +118,13 @@ def fork_child(
     context: LaunchContext,
     workdir: Path | None,
     sys_path: list[str],
+    withheld: set[str] | None = None,
 ) -> ChildProcess:
-    """Fork a process that sets ``context`` and calls ``target`` (never returns in the child)."""
+    """Fork a process that sets ``context`` and calls ``target`` (never returns in the child).
+
+    ``withheld``: secret values the child must not hold; environment variables set to one are
+    removed in the child.
+    """
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
     pid = os.fork()
@@ -131,6 +136,8 @@ def fork_child(
             if workdir is not None:
                 os.chdir(workdir)
             sys.path[:0] = sys_path
+            for key in [k for k, v in os.environ.items() if withheld and v in withheld]:
+                del os.environ[key]
             set_launch_context(context)
             target()
         except SystemExit as exc:
@@ -170,11 +177,16 @@ def spawn_child(
     config: dict[str, Any],
     graceful_shutdown_s: float,
     env_path: list[str],
+    withheld: set[str] | None = None,
 ) -> ChildProcess:
-    """Start ``python <entrypoint>`` with the launch context in environment variables."""
+    """Start ``python <entrypoint>`` with the launch context in environment variables.
+
+    ``withheld``: secret values the child must not hold; environment variables set to one are
+    not passed on.
+    """
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not (withheld and v in withheld)}
     env.update(
         {
             "NEMO_GYM_CONFIG_DICT": yaml.safe_dump(config),

@@ -3,8 +3,10 @@
 Ports are bound here, before any process starts: the head server's first (a taken 11000 is
 reported before anything else happens), then one per instance (port 0: the OS picks a free one).
 The bound host and port are written into the resolved config that each server receives, so
-servers find each other without asking the head server. The head server is started last, with
-the process table and the config with secrets redacted; it never sees a secret.
+servers find each other without asking the head server. Each server gets only the secrets its
+own section holds: every other secret is redacted from its config and environment variables
+holding one are not passed on. The head server is started last, with the process table and the
+config with secrets redacted; it never sees a secret.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_gym.config.instances import ServerInstance
+from nemo_gym.config.secrets import config_for_instance
 from nemo_gym.head.app import run_head_server
 from nemo_gym.server.launch import LaunchContext
 from nemo_gym.supervisor.children import ChildProcess, fork_child, run_entrypoint, spawn_child
@@ -88,22 +91,26 @@ def start_servers(
                 "implementation": inst.impl,
                 "sock": sock,
             }
+            # each server holds only its own secrets (in its config and its environment)
+            config, withheld = config_for_instance(resolved, inst.name)
             if mode == "fork":
-                context = LaunchContext(resolved, inst.name, sock, graceful_shutdown_s)
+                context = LaunchContext(config, inst.name, sock, graceful_shutdown_s)
                 child = fork_child(
                     **common,
                     target=run_entrypoint(inst.entrypoint),
                     context=context,
                     workdir=inst.dir_path,
                     sys_path=[str(inst.dir_path), *sys_path],
+                    withheld=withheld,
                 )
             else:
                 child = spawn_child(
                     **common,
                     entrypoint=inst.entrypoint,
-                    config=resolved,
+                    config=config,
                     graceful_shutdown_s=graceful_shutdown_s,
                     env_path=[str(root), str(inst.dir_path)],
+                    withheld=withheld,
                 )
             child.config_path = inst.source
             children.append(child)

@@ -3,10 +3,14 @@
 Start-up binds every listening socket first (a taken port is reported before anything starts),
 forks one process per instance and then the head server, and polls each ``/health`` until a
 deadline. A child that exits or does not become healthy in time is named with the tail of its
-log, the others are stopped, and ``ng_run`` exits 1. On Ctrl+C (or SIGTERM) agents are stopped
-first, so that in-flight rollouts can finish against models and resources servers that are still
-up, then models and resources servers, then the head server; each group gets the grace period to
-finish its requests. A second Ctrl+C kills everything at once.
+log, the others are stopped, and ``ng_run`` exits 1. A child whose settings are wrong reports the
+key in one marker line (``config.server_settings``) and exits; the supervisor keeps it in
+:attr:`Supervisor.config_error` for ``ng_run`` to name the file and line, and returns 2. Every
+line a child prints passes through ``redact`` (the config's secrets) before it is shown or kept.
+On Ctrl+C (or SIGTERM) agents are stopped first, so that in-flight rollouts can finish against
+models and resources servers that are still up, then models and resources servers, then the head
+server; each group gets the grace period to finish its requests. A second Ctrl+C kills
+everything at once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from nemo_gym.config.server_settings import parse_config_error
 from nemo_gym.supervisor.children import ChildProcess
 
 logger = logging.getLogger(__name__)
@@ -49,11 +54,19 @@ class Supervisor:
     """Watches the processes ``ng_run`` started (see module docstring)."""
 
     def __init__(
-        self, children: list[ChildProcess], options: SupervisorOptions, write: Callable[[str], None]
+        self,
+        children: list[ChildProcess],
+        options: SupervisorOptions,
+        write: Callable[[str], None],
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.children = children
         self.options = options
         self.write = write
+        self.redact = redact
+        #: ``(dotted key, message)`` of the config error that stopped the start-up, if any.
+        self.config_error: tuple[str | None, str] | None = None
+        self._reported: dict[str, tuple[str | None, str]] = {}
         self._exited = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,7 +82,11 @@ class Supervisor:
         )
         try:
             while line := await reader.readline():
-                text = line.decode("utf-8", errors="replace").rstrip("\n")
+                text = self.redact(line.decode("utf-8", errors="replace").rstrip("\n"))
+                reported = parse_config_error(text)
+                if reported is not None:  # ng_run prints it with the file and line
+                    self._reported.setdefault(child.name, reported)
+                    continue
                 child.tail.append(text)
                 if self.options.echo_logs:
                     self.write(f"[{child.name}] {text}\n")
@@ -189,15 +206,24 @@ class Supervisor:
             if failed is not None:
                 if failed.exit_code is not None:
                     await self._drain(failed)
-                    self._report_failure(
-                        failed, f"exited with code {failed.exit_code} during start-up"
-                    )
+                    self.config_error = self._reported.get(failed.name)
+                    if self.config_error is not None:
+                        self.write(
+                            f"\nERROR: server {failed.label} did not start: its settings are "
+                            "wrong (the error follows).\n"
+                        )
+                        code = 2
+                    else:
+                        self._report_failure(
+                            failed, f"exited with code {failed.exit_code} during start-up"
+                        )
+                        code = 1
                 else:
                     self._report_failure(
                         failed,
                         f"did not answer GET /health within {self.options.startup_timeout_s:.0f}s",
                     )
-                code = 1
+                    code = 1
             elif not self._stop.is_set():
                 on_ready(time.monotonic() - started)
                 stop = asyncio.create_task(self._stop.wait())
