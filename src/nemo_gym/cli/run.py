@@ -10,18 +10,8 @@ import uvloop
 from pydantic import BaseModel, Field
 
 from nemo_gym.cli.params import cli_entry, load_params
-from nemo_gym.config.instances import parse_server_instances
-from nemo_gym.config.loader import resolve_config
-from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
-from nemo_gym.config.secrets import redact, redact_text, secret_values
-from nemo_gym.core.errors import ConfigError
-from nemo_gym.supervisor.launcher import start_servers
-from nemo_gym.supervisor.supervisor import (
-    Supervisor,
-    SupervisorOptions,
-    format_table,
-    stdout_writer,
-)
+from nemo_gym.supervisor.startup import config_error, launch
+from nemo_gym.supervisor.supervisor import SupervisorOptions, format_table, stdout_writer
 
 
 class RunParams(BaseModel):
@@ -54,37 +44,18 @@ class RunParams(BaseModel):
 def main() -> int:
     started = time.monotonic()
     params, loaded = load_params(RunParams, "ng_run", open_config=True)
-    swapped = default_policy_to_local_model(loaded)
-    if swapped:
-        stdout_writer(offline_notice(swapped) + "\n")
-    resolved = resolve_config(loaded)
-    instances = parse_server_instances(resolved, loaded)
-    if not instances:
-        raise ConfigError(
-            'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
-            source="command line",
-        )
-    try:
-        children = start_servers(
-            resolved, instances, loaded.root, params.start_mode, params.graceful_shutdown_s, redact
-        )
-    except ConfigError as exc:  # e.g. a port in use: name where that port was set
-        if exc.key is None or exc.source is not None:
-            raise
-        raise loaded.error(exc.detail, exc.key) from None
     options = SupervisorOptions(
         params.startup_timeout_s, params.graceful_shutdown_s, params.echo_logs
     )
-    secrets = secret_values(resolved)
-    supervisor = Supervisor(
-        children, options, stdout_writer, redact=lambda line: redact_text(line, secrets)
-    )
+    launched = launch(loaded, start_mode=params.start_mode, options=options, write=stdout_writer)
 
     def on_ready(elapsed: float) -> None:
-        stdout_writer(format_table(children, elapsed))
+        stdout_writer(format_table(launched.children, elapsed))
 
-    code = asyncio.run(supervisor.run(on_ready, started), loop_factory=uvloop.new_event_loop)
-    if supervisor.config_error is not None:  # a server refused its settings
-        key, message = supervisor.config_error
-        raise loaded.error(message, key) if key else ConfigError(loaded.redact_text(message))
+    code = asyncio.run(
+        launched.supervisor.run(on_ready, started), loop_factory=uvloop.new_event_loop
+    )
+    refused = config_error(loaded, launched.supervisor)
+    if refused is not None:  # a server refused its settings
+        raise refused
     return code

@@ -55,6 +55,9 @@ class ChildProcess:
     exit_code: int | None = None
     config_path: str | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    #: spawn mode: the Popen object, kept so that the subprocess module does not reap the child
+    #: behind the supervisor's back (it does so for dropped Popen objects still running).
+    popen: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -210,4 +213,4 @@ def spawn_child(
         start_new_session=True,
     )
     os.close(log_w)
-    return ChildProcess(name, server_type, implementation, host, port, proc.pid, log_r)
+    return ChildProcess(name, server_type, implementation, host, port, proc.pid, log_r, popen=proc)

@@ -69,6 +69,7 @@ class Supervisor:
         self._reported: dict[str, tuple[str | None, str]] = {}
         self._exited = asyncio.Event()
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pumps: dict[str, asyncio.Task[None]] = {}
 
@@ -104,6 +105,8 @@ class Supervisor:
         if pid == 0:
             return False
         child.exit_code = os.waitstatus_to_exitcode(status)
+        if child.popen is not None:  # reaped here: tell the Popen object, which cannot know
+            child.popen.returncode = child.exit_code
         return True
 
     async def _watch_exit(self, child: ChildProcess) -> None:
@@ -190,11 +193,25 @@ class Supervisor:
         else:
             self.write(f"{child.name} printed nothing.\n")
 
-    async def run(self, on_ready: Callable[[float], None], started: float) -> int:
-        """Supervise until stopped; return the process exit code."""
+    def request_stop(self) -> None:
+        """Stop gracefully, as on Ctrl+C; callable from any thread once :meth:`run` started."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(
+        self, on_ready: Callable[[float], None], started: float, *, handle_signals: bool = True
+    ) -> int:
+        """Supervise until stopped; return the process exit code.
+
+        ``handle_signals``: stop on SIGINT/SIGTERM (only possible in the main thread; a program
+        that runs the supervisor in the background calls :meth:`request_stop` instead).
+        """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal)
+        self._loop = loop
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal)
         self._pumps = {c.name: asyncio.create_task(self._pump_logs(c)) for c in self.children}
         self._tasks = list(self._pumps.values())
         self._tasks += [asyncio.create_task(self._watch_exit(c)) for c in self.children]

@@ -1,0 +1,76 @@
+"""From a loaded config to a supervisor over started servers: the start-up ``ng_run`` and the
+trainers' ``RunHelper`` (``background.py``) share.
+
+``launch`` swaps in the embedded local model when no policy endpoint is configured, resolves and
+validates the config, binds every port and starts every server process and the head server, and
+hands back a :class:`~nemo_gym.supervisor.supervisor.Supervisor` that has not run yet.
+``config_error`` turns a server's refusal of its settings into an error naming file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nemo_gym.config.instances import parse_server_instances
+from nemo_gym.config.loader import LoadedConfig, resolve_config
+from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
+from nemo_gym.config.secrets import redact, redact_text, secret_values
+from nemo_gym.core.errors import ConfigError
+from nemo_gym.supervisor.children import ChildProcess
+from nemo_gym.supervisor.launcher import start_servers
+from nemo_gym.supervisor.supervisor import Supervisor, SupervisorOptions
+
+
+@dataclass
+class Launched:
+    """Servers started from one config, and the supervisor that will watch them."""
+
+    supervisor: Supervisor
+    children: list[ChildProcess]
+    resolved: dict[str, object]
+
+
+def launch(
+    loaded: LoadedConfig,
+    *,
+    start_mode: str,
+    options: SupervisorOptions,
+    write: Callable[[str], None],
+) -> Launched:
+    """Start every server instance of ``loaded`` and the head server (see module docstring).
+
+    Raises:
+        ConfigError: the config is invalid, names no server, or a port is taken.
+    """
+    swapped = default_policy_to_local_model(loaded)
+    if swapped:
+        write(offline_notice(swapped) + "\n")
+    resolved = resolve_config(loaded)
+    instances = parse_server_instances(resolved, loaded)
+    if not instances:
+        raise ConfigError(
+            'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
+            source="command line",
+        )
+    try:
+        children = start_servers(
+            resolved, instances, loaded.root, start_mode, options.graceful_shutdown_s, redact
+        )
+    except ConfigError as exc:  # e.g. a port in use: name where that port was set
+        if exc.key is None or exc.source is not None:
+            raise
+        raise loaded.error(exc.detail, exc.key) from None
+    secrets = secret_values(resolved)
+    supervisor = Supervisor(
+        children, options, write, redact=lambda line: redact_text(line, secrets)
+    )
+    return Launched(supervisor, children, resolved)
+
+
+def config_error(loaded: LoadedConfig, supervisor: Supervisor) -> ConfigError | None:
+    """The error to raise when a server refused its settings, naming file and line."""
+    if supervisor.config_error is None:
+        return None
+    key, message = supervisor.config_error
+    return loaded.error(message, key) if key else ConfigError(loaded.redact_text(message))
