@@ -21,7 +21,8 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from resources_servers.code_gen.extraction import extract_code, final_text
+from nemo_gym.resources import final_answer_text
+from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import TestResult, UnitTests, grade
 from resources_servers.code_gen.sandbox import Isolation, Sandbox
 from resources_servers.code_gen.supervisor import Limits, SandboxError
@@ -93,7 +94,7 @@ class CodeGenServer(SimpleResourcesServer):
 
     async def verify(self, body: CodeGenVerifyRequest) -> CodeGenVerifyResponse:
         tests = body.verifier_metadata.unit_tests
-        code = extract_code(final_text(body.response.output))
+        code = extract_code(final_answer_text(body.response))
         results: list[TestResult] = []
         isolation = None
         if code is not None:

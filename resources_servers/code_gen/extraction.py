@@ -1,7 +1,8 @@
 """Find the program in a model response: the last Python code block of the final message.
 
-Rule: the final assistant text is the ``output_text`` parts of the **last** ``message`` item
-of ``response.output`` (reasoning items and earlier messages are ignored). In it, a code block
+Rule: the final assistant text is ``final_answer_text(response)`` (``nemo_gym.resources``: the
+``output_text`` parts of the **last** assistant message; reasoning and earlier messages are
+ignored). In it, a code block
 is a fenced block opened by a line of three or more backticks (or tildes), at most three spaces
 indented, optionally followed by a language tag, and closed by a line of at least as many of
 the same character. Blocks tagged ``python``, ``py``, ``python3`` or untagged count; the last
@@ -12,22 +13,10 @@ does a block with only whitespace. ``app.py`` calls ``extract_code``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 PYTHON_TAGS = frozenset({"", "python", "py", "python3"})
 # Hand-written: a CommonMark parser would also do, but none is a declared dependency.
 OPENING = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<tag>[^\s`]*)[^`]*$")
-
-
-def final_text(output: list[Any]) -> str:
-    """The text of the last ``message`` item (its ``output_text`` parts, joined)."""
-    for item in reversed(output):
-        if getattr(item, "type", None) == "message":
-            parts = getattr(item, "content", None) or []
-            return "".join(
-                p.text for p in parts if getattr(p, "type", None) == "output_text" and p.text
-            )
-    return ""
 
 
 def code_blocks(text: str) -> list[tuple[str, str]]:

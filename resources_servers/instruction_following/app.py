@@ -17,6 +17,7 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
+from nemo_gym.resources import final_answer_text
 from nemo_gym.resources.schemas import BaseRunRequest
 from resources_servers.instruction_following.instruction_base import Instruction
 from resources_servers.instruction_following.instructions import (
@@ -65,34 +66,13 @@ class InstructionFollowingVerifyResponse(InstructionFollowingVerifyRequest, Base
     follow_all_instructions: bool
 
 
-def final_text(output: list[Any]) -> str:
-    """The final assistant text: the ``output_text`` parts of the trailing assistant message
-    item(s), reasoning items skipped. Parts of one message are joined as they are, messages
-    by a newline; anything else (a tool call or its output) ends the trailing run."""
-    messages: list[str] = []
-    for item in reversed(output):
-        kind = getattr(item, "type", None)
-        if kind == "reasoning":
-            continue
-        if kind != "message" or getattr(item, "role", None) != "assistant":
-            break
-        content = item.content
-        if isinstance(content, str):
-            messages.append(content)
-        else:
-            messages.append(
-                "".join(p.text for p in content if getattr(p, "type", None) == "output_text")
-            )
-    return "\n".join(reversed(messages))
-
-
 class InstructionFollowingServer(SimpleResourcesServer):
     config: InstructionFollowingConfig
 
     async def verify(
         self, body: InstructionFollowingVerifyRequest
     ) -> InstructionFollowingVerifyResponse:
-        text = final_text(body.response.output)
+        text = final_answer_text(body.response, scope="trailing")
         followed = follow_list(body.instructions, text, loose=self.config.loose)
         every = all(followed)
         return InstructionFollowingVerifyResponse(

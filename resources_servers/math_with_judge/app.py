@@ -26,8 +26,9 @@ from nemo_gym.base_resources_server import (
 )
 from nemo_gym.config_types import ServerRef
 from nemo_gym.protocol.responses import NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.resources import final_answer_text
 from nemo_gym.server.errors import error_body
-from resources_servers.math_with_judge.extraction import extract_answer, final_text
+from resources_servers.math_with_judge.extraction import extract_answer
 from resources_servers.math_with_judge.judge import JudgeError, JudgeEvaluation, judge_equivalence
 from resources_servers.math_with_judge.library import (
     CheckFn,
@@ -122,7 +123,7 @@ class MathWithJudgeServer(SimpleResourcesServer):
         return self._library
 
     async def verify(self, body: MathVerifyRequest) -> MathVerifyResponse:
-        text = final_text(body.response.output)
+        text = final_answer_text(body.response, scope="all")
         extracted = extract_answer(text)
         verdict = LibraryVerdict(False)
         if extracted is not None:

@@ -9,7 +9,6 @@ last "The answer is X" / "Answer: X" phrase, else the last bare number in the te
 from __future__ import annotations
 
 import re
-from typing import Any
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 #: "The (final) answer is X", "Answer: X", "answer = X"; X runs to the end of the line.
@@ -19,21 +18,6 @@ _ANSWER_PHRASE = re.compile(
 #: An integer, decimal or simple fraction, with optional thousands separators.
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?![\w])")
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-
-
-def final_text(output: list[Any]) -> str:
-    """The text of the response's assistant messages, joined by newlines.
-
-    Reasoning items, tool calls and tool outputs are ignored: only what the model said counts.
-    """
-    texts: list[str] = []
-    for item in output:
-        if getattr(item, "type", None) != "message":
-            continue
-        for part in getattr(item, "content", None) or []:
-            if getattr(part, "type", None) == "output_text":
-                texts.append(part.text)
-    return "\n".join(texts)
 
 
 def _braced(text: str, start: int) -> str | None:
@@ -87,7 +71,7 @@ def extract_answer(text: str) -> str | None:
     """The model's final answer in ``text``, or None when there is none.
 
     Args:
-        text: the response's final text (see :func:`final_text`).
+        text: the response's final text (``final_answer_text(response, scope="all")``).
 
     Returns:
         The last boxed content; else the answer of the last "answer is/Answer:" phrase; else

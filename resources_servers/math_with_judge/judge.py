@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from nemo_gym.core.errors import GymError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.resources import final_answer_text
 
 EQUAL_LABEL = "[[A=B]]"
 NOT_EQUAL_LABEL = "[[A!=B]]"
@@ -63,15 +64,6 @@ class JudgeEvaluation(BaseModel):
     responses_create_params: NeMoGymResponseCreateParamsNonStreaming
     response: NeMoGymResponse
     verdict: Verdict
-
-
-def last_output_text(response: NeMoGymResponse) -> str:
-    """The text of the last message item of ``response`` (empty if there is none)."""
-    for item in reversed(response.output):
-        if getattr(item, "type", None) == "message":
-            parts = getattr(item, "content", None) or []
-            return "".join(p.text for p in parts if getattr(p, "type", None) == "output_text")
-    return ""
 
 
 def parse_verdict(text: str) -> Verdict | None:
@@ -127,7 +119,7 @@ async def ask_judge(
         raise JudgeError(
             f"{where} answered a body that is not a Responses API response: {exc}"
         ) from exc
-    text = last_output_text(response)
+    text = final_answer_text(response)
     verdict = parse_verdict(text)
     if verdict is None:
         raise JudgeError(

@@ -20,11 +20,7 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.protocol.responses import (
-    NeMoGymResponse,
-    NeMoGymResponseOutputMessage,
-    NeMoGymResponseOutputText,
-)
+from nemo_gym.resources import final_answer_text
 from resources_servers.mcqa.extraction import GradingMode, Method, Reason, extract_answer
 
 
@@ -111,23 +107,16 @@ class McqaVerifyResponse(McqaVerifyRequest, BaseVerifyResponse):
     """The letters the deciding span named, when there was not exactly one usable letter."""
 
 
-def assistant_text(response: NeMoGymResponse) -> str:
-    """The texts of all assistant messages, joined with newlines (reasoning is not read)."""
-    texts = []
-    for item in response.output:
-        if isinstance(item, NeMoGymResponseOutputMessage) and item.role == "assistant":
-            parts = [c.text for c in item.content if isinstance(c, NeMoGymResponseOutputText)]
-            texts.append("".join(parts))
-    return "\n".join(texts)
-
-
 class McqaServer(SimpleResourcesServer):
     config: McqaConfig
 
     async def verify(self, body: McqaVerifyRequest) -> McqaVerifyResponse:
         regex = body.template_metadata.output_regex if body.template_metadata else None
         found = extract_answer(
-            assistant_text(body.response), body.option_map(), body.grading_mode, regex
+            final_answer_text(body.response, scope="all"),
+            body.option_map(),
+            body.grading_mode,
+            regex,
         )
         return McqaVerifyResponse(
             **body.model_dump(),

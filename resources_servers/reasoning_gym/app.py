@@ -24,6 +24,7 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
+from nemo_gym.resources import final_answer_text
 from resources_servers.reasoning_gym.generators import EntryRef, GeneratorSpec, registry
 
 _THINK_SPAN = re.compile(r"<think>.*?</think>", re.DOTALL)
@@ -112,7 +113,7 @@ class ReasoningGymServer(SimpleResourcesServer):
                 f"{ref.size}); was the row written with other settings or another "
                 "reasoning-gym version? Regenerate it with generate.py.",
             )
-        answer = extract_final_answer(body.response.output_text)
+        answer = extract_final_answer(final_answer_text(body.response))
         value = await asyncio.to_thread(score, ref, entry, answer)
         expected = entry["answer"]
         return ReasoningGymVerifyResponse(

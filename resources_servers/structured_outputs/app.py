@@ -21,6 +21,7 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
+from nemo_gym.resources import final_answer_text
 from resources_servers.structured_outputs.checking import (
     ErrorKind,
     ParsePosition,
@@ -75,7 +76,9 @@ class StructuredOutputsServer(SimpleResourcesServer):
         validator = validator_for_row(body.schema_str, body.strict)
         try:
             # Validation is CPU work on possibly large documents: keep it off the event loop.
-            result = await asyncio.to_thread(check_response, body.response.output_text, validator)
+            result = await asyncio.to_thread(
+                check_response, final_answer_text(body.response), validator
+            )
         except SchemaProblem as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         return StructuredOutputsVerifyResponse(

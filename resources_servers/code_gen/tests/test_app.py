@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from nemo_gym.resources import final_answer_text
 from resources_servers.code_gen import sandbox
 from resources_servers.code_gen.app import CodeGenVerifyRequest
-from resources_servers.code_gen.extraction import extract_code, final_text
+from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import normalise
 from resources_servers.code_gen.tests.client import (
     SUM_CODE,
@@ -175,8 +176,8 @@ async def test_only_the_last_message_is_read() -> None:
         resp = await c.post("/verify", json=body)
     assert resp.json()["failure_reason"] == "no_code_block"
     request = CodeGenVerifyRequest.model_validate(body)
-    assert final_text(request.response.output) == "No code this time."
-    assert final_text(request.response.output[:1]) == fenced(SUM_CODE)
+    assert final_answer_text(request.response) == "No code this time."
+    assert final_answer_text(request.response.output[:1]) == fenced(SUM_CODE)
 
 
 @pytest.mark.parametrize(

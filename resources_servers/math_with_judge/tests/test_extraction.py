@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nemo_gym.protocol.responses import NeMoGymResponse
-from resources_servers.math_with_judge.extraction import extract_answer, final_text, last_boxed
+from nemo_gym.resources import final_answer_text
+from resources_servers.math_with_judge.extraction import extract_answer, last_boxed
 from tests.helpers import model_response
 
 
@@ -50,7 +51,7 @@ def test_unclosed_box_without_earlier_box_is_not_an_answer() -> None:
     assert last_boxed("\\boxed{\\frac{1}{2}") is None
 
 
-def test_final_text_joins_assistant_messages_and_ignores_reasoning_and_calls() -> None:
+def test_the_checked_text_ignores_reasoning_and_tool_calls() -> None:
     response = NeMoGymResponse.model_validate(
         model_response(
             [
@@ -80,6 +81,6 @@ def test_final_text_joins_assistant_messages_and_ignores_reasoning_and_calls() -
             ]
         )
     )
-    text = final_text(response.output)
-    assert text == "first part\n\\boxed{4}"
+    text = final_answer_text(response, scope="all")  # what app.py checks
+    assert text == "first part\\boxed{4}"
     assert extract_answer(text) == "4"
