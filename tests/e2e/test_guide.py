@@ -230,16 +230,17 @@ def test_ctrl_c_stops_everything_and_exits_zero(base_url: str) -> None:
             os.kill(row["pid"], 0)
 
 
-def test_a_server_that_dies_later_stops_the_run(base_url: str) -> None:
+def test_a_server_that_keeps_dying_stops_the_run(base_url: str) -> None:
     port = free_port()
-    proc = ng_run(port, base_url)
+    proc = ng_run(port, base_url, "+max_restarts=0")
     proc.wait_line("servers healthy in", timeout=60)
     rows = json.loads(get(f"http://127.0.0.1:{port}/server_instances"))
     victim = next(r for r in rows if r["name"] == "policy_model")
     os.kill(victim["pid"], signal.SIGKILL)
     assert proc.wait(60) == 1
     assert (
-        "server policy_model (responses_api_models/openai_model) exited unexpectedly" in proc.text
+        "server policy_model (responses_api_models/openai_model) was killed by SIGKILL, "
+        "after 0 restarts in 300s" in proc.text
     )
 
 

@@ -10,14 +10,16 @@ import uvloop
 from pydantic import BaseModel, Field
 
 from nemo_gym.cli.params import cli_entry, load_params
+from nemo_gym.supervisor.display import format_table, stdout_writer
+from nemo_gym.supervisor.restarts import RestartPolicy
 from nemo_gym.supervisor.startup import config_error, launch
-from nemo_gym.supervisor.supervisor import SupervisorOptions, format_table, stdout_writer
+from nemo_gym.supervisor.supervisor import SupervisorOptions
 
 
 class RunParams(BaseModel):
     """Start the head server and one process per server instance defined in the config files,
-    wait until every server answers /health, print the instance table and keep watching them.
-    Ctrl+C stops them gracefully."""
+    wait until every server answers /health, print the instance table and keep watching them: a
+    server that dies is started again on the same port. Ctrl+C stops them gracefully."""
 
     config_paths: list[str] = Field(
         default_factory=list, description="YAML files defining the server instances."
@@ -38,6 +40,14 @@ class RunParams(BaseModel):
         ),
     )
     echo_logs: bool = Field(default=True, description="Print the servers' logs, prefixed by name.")
+    max_restarts: int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "Restarts of a server that dies, within 5 minutes, before ng_run gives up and stops "
+            "(0: the first death stops everything)."
+        ),
+    )
 
 
 @cli_entry
@@ -45,7 +55,10 @@ def main() -> int:
     started = time.monotonic()
     params, loaded = load_params(RunParams, "ng_run", open_config=True)
     options = SupervisorOptions(
-        params.startup_timeout_s, params.graceful_shutdown_s, params.echo_logs
+        params.startup_timeout_s,
+        params.graceful_shutdown_s,
+        params.echo_logs,
+        RestartPolicy(max_restarts=params.max_restarts),
     )
     launched = launch(loaded, start_mode=params.start_mode, options=options, write=stdout_writer)
 

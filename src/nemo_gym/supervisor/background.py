@@ -18,8 +18,9 @@ import threading
 import time
 
 from nemo_gym.config.parser_config import GlobalConfigDictParserConfig, load_from_parser_config
+from nemo_gym.supervisor.display import format_table
 from nemo_gym.supervisor.startup import Launched, config_error, launch
-from nemo_gym.supervisor.supervisor import SupervisorOptions, format_table
+from nemo_gym.supervisor.supervisor import SupervisorOptions
 
 logger = logging.getLogger(__name__)
 

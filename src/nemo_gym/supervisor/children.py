@@ -58,6 +58,11 @@ class ChildProcess:
     #: spawn mode: the Popen object, kept so that the subprocess module does not reap the child
     #: behind the supervisor's back (it does so for dropped Popen objects still running).
     popen: subprocess.Popen[bytes] | None = None
+    #: Starts this server again on the same socket (None: not restartable, the head server).
+    respawn: Callable[[], ChildProcess] | None = None
+    #: The listening socket ng_run keeps open for the server's whole life, restarts included.
+    sock: socket.socket | None = None
+    restarts: int = 0
 
     @property
     def url(self) -> str:

@@ -11,6 +11,7 @@ config with secrets redacted; it never sees a secret.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import socket
@@ -23,8 +24,8 @@ from nemo_gym.config.secrets import config_for_instance
 from nemo_gym.head.app import run_head_server
 from nemo_gym.server.launch import LaunchContext
 from nemo_gym.supervisor.children import ChildProcess, fork_child, run_entrypoint, spawn_child
+from nemo_gym.supervisor.display import instance_rows
 from nemo_gym.supervisor.ports import bind_listener
-from nemo_gym.supervisor.supervisor import instance_rows
 
 #: Imported once in ng_run before forking, so that forked servers start without importing them.
 PRELOAD_MODULES = (
@@ -103,16 +104,22 @@ def start_servers(
                     sys_path=[str(inst.dir_path), *sys_path],
                     withheld=withheld,
                 )
-            else:
-                child = spawn_child(
-                    **common,
-                    entrypoint=inst.entrypoint,
-                    config=config,
-                    graceful_shutdown_s=graceful_shutdown_s,
-                    env_path=[str(root), str(inst.dir_path)],
-                    withheld=withheld,
-                )
+            # A server that dies is started again on the same listening socket (which ng_run
+            # keeps open, so callers queue instead of being refused), as `python app.py`: a
+            # fork of a supervisor whose event loop is running is not safe.
+            respawn = functools.partial(
+                spawn_child,
+                **common,
+                entrypoint=inst.entrypoint,
+                config=config,
+                graceful_shutdown_s=graceful_shutdown_s,
+                env_path=[str(root), str(inst.dir_path)],
+                withheld=withheld,
+            )
+            if mode != "fork":
+                child = respawn()
             child.config_path = inst.source
+            child.respawn = respawn
             children.append(child)
         redacted = redact(resolved)
         head_context = LaunchContext(
@@ -133,7 +140,10 @@ def start_servers(
             sys_path=[],
         )
         children.insert(0, head_child)
-    finally:
+    except BaseException:
         for sock in sockets:
             sock.close()
+        raise
+    for child, sock in zip(children, sockets, strict=True):
+        child.sock = sock  # closed by the supervisor once every server has stopped
     return children

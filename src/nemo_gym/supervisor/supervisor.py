@@ -20,16 +20,15 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from nemo_gym.config.server_settings import parse_config_error
 from nemo_gym.supervisor.children import ChildProcess
+from nemo_gym.supervisor.restarts import RestartPolicy, exit_cause
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ class SupervisorOptions:
     startup_timeout_s: float = 60.0
     graceful_shutdown_s: float = 30.0
     echo_logs: bool = True
+    restarts: RestartPolicy = field(default_factory=RestartPolicy)
 
 
 class Supervisor:
@@ -71,6 +71,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._lost: list[ChildProcess] = []  # servers gone for good that ng_run runs without
         self._pumps: dict[str, asyncio.Task[None]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -130,10 +131,12 @@ class Supervisor:
         self._exited.set()
 
     # -- phases ---------------------------------------------------------------------------------
-    async def _wait_healthy(self, session: aiohttp.ClientSession) -> ChildProcess | None:
+    async def _wait_healthy(
+        self, session: aiohttp.ClientSession, children: list[ChildProcess]
+    ) -> ChildProcess | None:
         """Return None when all are healthy, else the child that failed or timed out."""
         deadline = time.monotonic() + self.options.startup_timeout_s
-        pending = list(self.children)
+        pending = list(children)
         while pending:
             for child in list(pending):
                 if child.exit_code is not None:
@@ -219,7 +222,7 @@ class Supervisor:
         try:
             timeout = aiohttp.ClientTimeout(total=1.0)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                failed = await self._wait_healthy(session)
+                failed = await self._wait_healthy(session, self.children)
             if failed is not None:
                 if failed.exit_code is not None:
                     await self._drain(failed)
@@ -243,16 +246,7 @@ class Supervisor:
                     code = 1
             elif not self._stop.is_set():
                 on_ready(time.monotonic() - started)
-                stop = asyncio.create_task(self._stop.wait())
-                exited = asyncio.create_task(self._exited.wait())
-                await asyncio.wait({stop, exited}, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                exited.cancel()
-                if not self._stop.is_set():
-                    dead = next(c for c in self.children if c.exit_code is not None)
-                    await self._drain(dead)
-                    self._report_failure(dead, f"exited unexpectedly with code {dead.exit_code}")
-                    code = 1
+                code = await self._serve()
         finally:
             self.write(
                 "Stopping servers: agents first, then models and resources servers, then "
@@ -262,46 +256,59 @@ class Supervisor:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            for child in self.children:
+                if child.sock is not None:
+                    child.sock.close()
             self.write("All servers stopped.\n" if code == 0 else "")
         return code
 
+    async def _serve(self) -> int:
+        """Serve until stopped, restarting servers that die; 1 if one cannot be kept up."""
+        while True:
+            stop = asyncio.create_task(self._stop.wait())
+            exited = asyncio.create_task(self._exited.wait())
+            await asyncio.wait({stop, exited}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            exited.cancel()
+            if self._stop.is_set():
+                return 0
+            self._exited.clear()
+            for dead in [c for c in self.children if c.exit_code is not None]:
+                if not await self._replace(dead):
+                    return 1
 
-def format_table(children: list[ChildProcess], elapsed_s: float) -> str:
-    """The instance table ``ng_run`` prints once everything is healthy."""
-    rows = [("NAME", "TYPE", "IMPLEMENTATION", "URL", "PID")]
-    rows += [(c.name, c.server_type, c.implementation, c.url, str(c.pid)) for c in children]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    bar = "#" * max(len(line) for line in lines)
-    return (
-        f"{bar}\nAll {len(children)} servers healthy in {elapsed_s:.2f}s\n"
-        + "\n".join(lines)
-        + f"\n{bar}\nPress Ctrl+C to stop them. `ng_status` shows their health.\n"
-    )
-
-
-def stdout_writer(text: str) -> None:
-    """Write to stdout and flush (ng_run's output is often piped to a log file)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def instance_rows(children: list[ChildProcess]) -> list[dict[str, Any]]:
-    """The head server's instance table."""
-    return [
-        {
-            "name": c.name,
-            "process_name": c.name,
-            "server_type": c.server_type,
-            "implementation": c.implementation,
-            "host": c.host,
-            "port": c.port,
-            "url": c.url,
-            "pid": c.pid,
-            "start_time": c.started_at,
-            "config_path": c.config_path,
-        }
-        for c in children
-    ]
+    async def _replace(self, dead: ChildProcess) -> bool:
+        """Start ``dead`` again within the restart policy; False when it is given up on."""
+        await self._drain(dead)
+        cause = exit_cause(dead.exit_code)
+        if dead.respawn is None:  # the head server: rollouts do not need it
+            self.write(f"\nWARNING: {dead.label} {cause}; rollouts go on without it.\n")
+            self.children.remove(dead)
+            self._lost.append(dead)
+            return True
+        delay = self.options.restarts.next_delay(dead.name)
+        if delay is None:
+            policy = self.options.restarts
+            self._report_failure(
+                dead, f"{cause}, after {policy.max_restarts} restarts in {policy.window_s:.0f}s"
+            )
+            return False
+        self.write(f"\nserver {dead.label} {cause}; restarting it in {delay:.0f}s.\n")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+        if self._stop.is_set():
+            return True
+        new = dead.respawn()
+        new.respawn, new.sock, new.config_path = dead.respawn, dead.sock, dead.config_path
+        new.restarts = dead.restarts + 1
+        self.children[self.children.index(dead)] = new
+        self._pumps[new.name] = asyncio.create_task(self._pump_logs(new))
+        self._tasks += [self._pumps[new.name], asyncio.create_task(self._watch_exit(new))]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as session:
+            failed = await self._wait_healthy(session, [new])
+        if failed is not None and new.exit_code is None:
+            self._report_failure(new, "did not answer GET /health after its restart")
+            return False
+        if failed is None:
+            self.write(f"server {new.label} is back (pid {new.pid}, restart {new.restarts}).\n")
+        return True
