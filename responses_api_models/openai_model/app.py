@@ -32,7 +32,7 @@ GYM_ONLY_FIELDS = ("return_token_id_information",)
 class UpstreamRetrySettings(BaseResponsesAPIModelConfig):
     """How calls to the upstream API are bounded."""
 
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx.")
+    max_attempts: int = Field(default=8, ge=1, description="Attempts per call on 429/5xx.")
     request_timeout_s: float = Field(default=600.0, gt=0, description="Deadline of one attempt.")
 
 

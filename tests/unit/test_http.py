@@ -13,6 +13,7 @@ from nemo_gym.core.errors import UpstreamError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.base import create_app
 from nemo_gym.server.http_client import HttpClient, RetryBudget, RetryPolicy
+from nemo_gym.server.retry_budget import retry_after_s
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
 from tests.helpers import free_port, serve_app, serve_fake_openai
 
@@ -160,3 +161,45 @@ async def test_a_call_that_may_have_run_is_not_repeated() -> None:
     await server.wait_closed()
     assert posts == 1  # the tool call ran at most once
     assert len(received) - posts >= 3  # a GET is safe to repeat (aiohttp may add its own retry)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # 30 s after `now` below
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: no wait
+        ("soon", None),  # garbage: the caller's own backoff applies
+        ("-3", None),
+        ("", None),
+    ],
+)
+def test_retry_after_in_every_form(header: str, expected: float | None) -> None:
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    assert retry_after_s(header, now=now) == expected
+
+
+async def test_a_garbage_retry_after_is_retried_with_backoff_not_an_error() -> None:
+    async with serve_fake_openai(fail_first=2, fail_status=429) as (url, fake):
+        fake.retry_after = "soon"
+        client = HttpClient()
+        resp = await client.request(
+            "POST",
+            f"{url}/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}]},
+            retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01),
+        )
+        await client.close()
+    assert resp.status == 200 and fake.requests == 3
+
+
+def test_the_retry_budget_is_a_sliding_window_per_upstream() -> None:
+    now = [1000.0]
+    budget = RetryBudget(ratio=0.5, min_retries=1, window_s=10, clock=lambda: now[0])
+    for _ in range(4):
+        budget.record_request("a:1")
+    spent = [budget.try_spend("a:1") for _ in range(4)]
+    assert spent == [True, True, True, False]  # 1 + 0.5 * 4 = 3 retries
+    assert budget.try_spend("b:2")  # another upstream has its own budget
+    now[0] += 11  # the window forgets: a warm-up cannot pay for a later storm, nor starve it
+    assert budget.try_spend("a:1") and not budget.try_spend("a:1")

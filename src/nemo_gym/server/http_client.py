@@ -4,26 +4,26 @@ One aiohttp session per process (created in the server's lifespan, closed on shu
 rather than httpx because httpx's pool degrades quadratically with queued requests, which hung
 NeMo Gym runs at 16k concurrent rollouts. Every call has a deadline; retries are bounded three
 ways: attempts per call, a cap on any single wait (``Retry-After`` is honoured up to it), and a
-retry budget per client (retries may add at most ``budget_ratio`` to the requests made), so a
-dead upstream fails fast instead of becoming a retry storm.
+retry budget per upstream over a sliding window (``retry_budget.py``), so a dead upstream fails
+fast instead of becoming a retry storm.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from nemo_gym.core.errors import UpstreamError
+from nemo_gym.server.retry_budget import RetryBudget, retry_after_s
 
 logger = logging.getLogger(__name__)
 
@@ -101,36 +101,6 @@ class HttpResponse:
                 status=self.status,
                 body=self.body[:8000].decode(errors="replace"),
             )
-
-
-class RetryBudget:
-    """Retries allowed so far: ``min_retries + ratio * requests``, spent as retries happen."""
-
-    def __init__(self, ratio: float = 0.2, min_retries: int = 20) -> None:
-        self.ratio = ratio
-        self.min_retries = min_retries
-        self.requests = 0
-        self.retries = 0
-
-    def record_request(self) -> None:
-        self.requests += 1
-
-    def try_spend(self) -> bool:
-        if self.retries >= self.min_retries + self.ratio * self.requests:
-            return False
-        self.retries += 1
-        return True
-
-
-def _retry_after_s(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 class HttpClient:
@@ -214,7 +184,8 @@ class HttpClient:
         timeout = aiohttp.ClientTimeout(
             total=timeout_s or self.timeout_s, connect=self.connect_timeout_s
         )
-        self.budget.record_request()
+        upstream = urlsplit(url).netloc
+        self.budget.record_request(upstream)
         attempt = 0
         while True:
             attempt += 1
@@ -234,7 +205,7 @@ class HttpClient:
                     )
                 if result.status not in retry.retry_statuses:
                     return result
-                wait = _retry_after_s(result.headers)
+                wait = retry_after_s(result.headers.get("Retry-After"))
                 failure: Exception | HttpResponse = result
             except TimeoutError as exc:
                 if not retry.retry_timeouts:
@@ -252,7 +223,7 @@ class HttpClient:
                     raise UpstreamError(
                         f"{method} {url} failed: {type(exc).__name__}: {exc}", kind="connection"
                     ) from exc
-            if attempt >= retry.max_attempts or not self.budget.try_spend():
+            if attempt >= retry.max_attempts or not self.budget.try_spend(upstream):
                 if isinstance(failure, HttpResponse):
                     return failure
                 kind = "timeout" if isinstance(failure, TimeoutError) else "connection"

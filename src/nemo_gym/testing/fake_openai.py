@@ -13,7 +13,8 @@ text using the tool's output. Markers in the last user message script failures:
 * ``FAKE_TRUNCATE``: answer ``status: incomplete`` (max_output_tokens).
 
 ``--fail-first N --fail-status 429`` answers the first N requests with that status (and a
-``Retry-After: 0``), for retry tests. ``GET /fake/stats`` reports request counts and the
+``Retry-After: 0``), and ``--fail-rate 0.25`` a quarter of all requests at random (``--seed``),
+for retry tests and the fault benchmark. ``GET /fake/stats`` reports request counts and the
 ``Authorization`` headers seen (Azure's ``api-key`` too, with the query string). The Azure
 OpenAI paths (``/openai/responses``, ``/openai/deployments/<d>/chat/completions``) are served
 the same way. Run: ``python -m nemo_gym.testing.fake_openai --port 0``; it
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 import re
 import sys
 import time
@@ -76,9 +78,19 @@ def _decide(items: list[dict[str, Any]], tools: list[str]) -> tuple[str, Any]:
 class FakeOpenAI:
     """The fake endpoint's state (counts, scripted failures)."""
 
-    def __init__(self, fail_first: int = 0, fail_status: int = 429) -> None:
+    def __init__(
+        self,
+        fail_first: int = 0,
+        fail_status: int = 429,
+        fail_rate: float = 0.0,
+        seed: int = 0,
+        retry_after: str = "0",
+    ) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
+        self.fail_rate = fail_rate  # share of requests answered fail_status at random
+        self.retry_after = retry_after
+        self._rng = random.Random(seed)
         self.requests = 0
         self.auth: list[str] = []
 
@@ -91,11 +103,13 @@ class FakeOpenAI:
             auth = f"api-key {request.headers['api-key']} {request.query_string}"
         if len(self.auth) < 100:
             self.auth.append(auth)
-        if self.requests <= self.fail_first:
+        if self.requests <= self.fail_first or (
+            self.fail_rate and self._rng.random() < self.fail_rate
+        ):
             return None, web.json_response(
                 {"error": {"message": "scripted failure"}},
                 status=self.fail_status,
-                headers={"Retry-After": "0"},
+                headers={"Retry-After": self.retry_after},
             )
         body = orjson.loads(await request.read())
         return body, None
@@ -228,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--fail-status", type=int, default=429)
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share failed at random")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    fake = FakeOpenAI(args.fail_first, args.fail_status)
+    fake = FakeOpenAI(args.fail_first, args.fail_status, args.fail_rate, args.seed)
     try:
         asyncio.run(_serve(args.host, args.port, fake))
     except KeyboardInterrupt:
