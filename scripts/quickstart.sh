@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# One command from a fresh clone to verified rollouts: install Gym, start the servers of the
-# guide's weather environment, collect 5 tasks x 2 rollouts, print the reward summary and where
-# the rollouts are, and stop the servers. With no policy_base_url in env.yaml the policy is the
-# embedded local model (no key, no network); with one, it is that endpoint.
+# One command from a fresh clone to verified rollouts: install Gym (the core and the embedded
+# local model, `setup.sh local`: no test tools, no other environment's packages), start the
+# servers of the guide's weather environment, collect 5 tasks x 2 rollouts, print the reward
+# summary and where the rollouts are, and stop the servers. With no policy_base_url in env.yaml
+# the policy is the embedded local model (no key, no network); with one, it is that endpoint.
 # Extra arguments go to ng_collect_rollouts (e.g. +limit=8 +num_repeats=4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+bash scripts/setup.sh local
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CONFIGS="resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml,responses_api_models/openai_model/configs/openai_model.yaml"
 OUT=results/my_first_rollouts.jsonl
