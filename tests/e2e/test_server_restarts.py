@@ -101,6 +101,18 @@ def test_a_killed_server_is_restarted_and_the_collection_finishes(
             assert sum(r["_ng_status"] == "completed" for r in written) >= 36
             assert healthy(target["url"])  # same port, new process
             assert "was killed by SIGKILL; restarting it in 1s" in run.text
+            # Resume runs what failed again: every (task, repeat) once, all completed.
+            resumed = Proc([*collect.popen.args, "+resume=true"])  # type: ignore[misc]
+            assert resumed.wait(120) == 0, resumed.text
+            final = [json.loads(line) for line in out.read_text().splitlines()]
+            keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in final]
+            assert sorted(keys) == [(0, i) for i in range(40)]
+            assert all(r["_ng_status"] == "completed" for r in final)
+            retried = [r for r in final if r["_ng_attempt_index"] == 1]
+            assert len(retried) == len(failed)
+            if failed:  # the failed attempts are kept beside the output, not in it
+                moved = out.with_name("out_failures.jsonl").read_text().splitlines()
+                assert len(moved) == len(failed)
         finally:
             run.stop()
 

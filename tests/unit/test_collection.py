@@ -12,10 +12,11 @@ from nemo_gym.rollouts.inputs import deep_merge, expand, read_rows
 from nemo_gym.rollouts.output import (
     RowWriter,
     build_manifest,
-    check_resume,
+    finish_interrupted_rewrite,
     read_existing,
-    write_manifest,
+    repair_partial_line,
 )
+from nemo_gym.rollouts.resume import failures_path, plan_run, run_key
 from nemo_gym.rollouts.summary import summarise
 
 ROW = {"responses_create_params": {"input": "hi"}, "answer": 1}
@@ -122,24 +123,88 @@ def test_read_existing_skips_a_torn_line(tmp_path: Path) -> None:
     assert rows == [{"a": 1}] and bad == 1
 
 
-def test_resume_refuses_other_input_or_config(tmp_path: Path) -> None:
-    out = tmp_path / "out.jsonl"
-    kwargs = {
+def manifest_of(tmp_path: Path, **changes: object) -> dict[str, object]:
+    kwargs: dict[str, object] = {
         "input_path": tmp_path / "in.jsonl",
         "rows": [ROW],
         "agent_name": "a",
         "num_repeats": 2,
         "limit": None,
         "overrides": {},
+        **changes,
     }
-    write_manifest(out, build_manifest(**kwargs))  # type: ignore[arg-type]
-    check_resume(out, build_manifest(**kwargs))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="num_repeats=2, this run has num_repeats=3"):
-        check_resume(out, build_manifest(**{**kwargs, "num_repeats": 3}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="input_rows_sha256"):
-        check_resume(out, build_manifest(**{**kwargs, "rows": [{**ROW, "answer": 2}]}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="no out2.jsonl.manifest.json"):
-        check_resume(tmp_path / "out2.jsonl", build_manifest(**kwargs))  # type: ignore[arg-type]
+    return build_manifest(**kwargs)  # type: ignore[arg-type]
+
+
+def result(key: str, task: int, repeat: int, status: str, attempt: int = 0) -> dict[str, object]:
+    return {
+        "_ng_run_key": key,
+        "_ng_task_index": task,
+        "_ng_repeat_index": repeat,
+        "_ng_rollout_index": repeat,
+        "_ng_attempt_index": attempt,
+        "_ng_status": status,
+        "reward": None if status == "failed" else 1.0,
+    }
+
+
+def test_a_resume_only_sees_its_own_run_and_refuses_others(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    mine, other = manifest_of(tmp_path), manifest_of(tmp_path, num_repeats=3)
+    plan_run(out, mine, resume=False, max_attempts=3)
+    plan_run(out, other, resume=False, max_attempts=3)  # a second collector on the same file
+    writer = RowWriter(out)
+    writer.write(result(run_key(mine), 0, 0, "completed"))
+    writer.write(result(run_key(other), 0, 0, "completed"))
+    writer.write(result(run_key(other), 0, 1, "completed"))
+    writer.close()
+    plan = plan_run(out, mine, resume=True, max_attempts=3)
+    assert plan.done == {(0, 0)} and len(plan.kept) == 1  # the other run's rows do not count
+    with pytest.raises(ConfigError, match="already holds 1 rows of this very run"):
+        plan_run(out, mine, resume=False, max_attempts=3)
+    with pytest.raises(ConfigError, match="holds no run of this input and config"):
+        plan_run(
+            out, manifest_of(tmp_path, rows=[{**ROW, "answer": 2}]), resume=True, max_attempts=3
+        )
+
+
+def test_failed_rows_are_retried_up_to_the_attempt_limit_and_moved_out(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    manifest = manifest_of(tmp_path)
+    key = run_key(manifest)
+    plan_run(out, manifest, resume=False, max_attempts=2)
+    writer = RowWriter(out)
+    for row in (
+        result(key, 0, 0, "completed"),
+        result(key, 0, 1, "failed"),  # first attempt failed: run again
+        result(key, 1, 0, "failed", attempt=1),  # second attempt failed: out of attempts
+    ):
+        writer.write(row)
+    writer.close()
+    plan = plan_run(out, manifest, resume=True, max_attempts=2)
+    assert plan.retry == {(0, 1): 1} and plan.done == {(0, 0), (1, 0)} and plan.given_up == 1
+    assert plan.moved == 1
+    left = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["_ng_task_index"], r["_ng_repeat_index"]) for r in left] == [(0, 0), (1, 0)]
+    moved = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
+    assert [(r["_ng_task_index"], r["_ng_repeat_index"]) for r in moved] == [(0, 1)]
+
+
+def test_an_unfinished_last_line_is_cut_before_appending(tmp_path: Path) -> None:
+    out = write_lines(tmp_path / "out.jsonl", ['{"a": 1}'])
+    with out.open("ab") as f:
+        f.write(b'{"a": 2, "text": "killed in the midd')
+    assert repair_partial_line(out) == len(b'{"a": 2, "text": "killed in the midd')
+    RowWriter(out).write({"a": 3})
+    assert [json.loads(line)["a"] for line in out.read_text().splitlines()] == [1, 3]
+    assert repair_partial_line(out) == 0
+
+
+def test_a_rewrite_cut_short_by_a_crash_is_completed(tmp_path: Path) -> None:
+    out = write_lines(tmp_path / "out.jsonl", ['{"a": 1}', '{"a": 2}'])
+    (tmp_path / "out.jsonl.rewrite").write_text('{"a": 1}\n')  # saved, then the crash
+    assert finish_interrupted_rewrite(out)
+    assert out.read_text() == '{"a": 1}\n' and not (tmp_path / "out.jsonl.rewrite").exists()
 
 
 def test_missing_input_file_is_named(tmp_path: Path) -> None:

@@ -20,14 +20,14 @@ from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.collect import collect
-from nemo_gym.rollouts.inputs import expand, read_rows
+from nemo_gym.rollouts.inputs import expand, identify, read_rows
 from nemo_gym.rollouts.output import (
     RowWriter,
     build_manifest,
-    check_resume,
-    read_existing,
-    write_manifest,
+    finish_interrupted_rewrite,
+    repair_partial_line,
 )
+from nemo_gym.rollouts.resume import failures_path, plan_run
 from nemo_gym.rollouts.summary import summarise
 
 DEFAULT_PARALLEL = 64
@@ -71,8 +71,14 @@ class CollectParams(BaseModel):
     )
     resume: bool = Field(
         default=False,
-        description="Run only the (row, repeat) pairs missing "
-        "from the output file; refuses a file made from other input or config.",
+        description="Run only the (row, repeat) pairs missing from the output file, and those "
+        "that failed (up to max_attempts); refuses a file with no run of this input and config.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts of a failed rollout across resumes; earlier ones move to "
+        "<output stem>_failures.jsonl.",
     )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
 
@@ -142,22 +148,33 @@ def main() -> int:
         limit=params.limit or None,
         overrides=params.responses_create_params,
     )
-    existing, bad_lines = read_existing(output_path)
+    if finish_interrupted_rewrite(output_path):
+        print(f"Note: finished rewriting {output_path}, which an earlier run left half done.")
+    cut = repair_partial_line(output_path)
+    if cut:
+        print(f"Note: removed an unfinished last line ({cut} bytes) from {output_path}.")
+    plan = plan_run(output_path, manifest, resume=params.resume, max_attempts=params.max_attempts)
     if params.resume:
-        check_resume(output_path, manifest)
-        done = {(r.get("_ng_task_index"), r.get("_ng_repeat_index")) for r in existing}
-        tasks = [t for t in tasks if t.key not in done]
-        print(f"Resuming: {len(existing)} rows already in {output_path}, {len(tasks)} to run.")
-        if bad_lines:
-            print(f"Note: {bad_lines} line(s) of {output_path} are not valid JSON and are ignored.")
-    elif existing:
-        print(f"Note: {output_path} already has {len(existing)} rows; appending to it.")
+        tasks = [t for t in tasks if t.key not in plan.done]
+        retried = sum(1 for t in tasks if t.key in plan.retry)
+        print(
+            f"Resuming: {len(plan.kept)} rows of this run already in {output_path}, "
+            f"{len(tasks)} to run ({retried} failed before and tried again"
+            + (
+                f", {plan.given_up} failed {params.max_attempts} times and kept"
+                if plan.given_up
+                else ""
+            )
+            + ")."
+        )
+        if plan.moved:
+            print(f"Moved {plan.moved} failed attempts to {failures_path(output_path)}.")
+    for task in tasks:
+        identify(task, plan.key, plan.retry.get(task.key, 0))
     writer = RowWriter(output_path)  # creates the output's folder
-    if not params.resume:
-        write_manifest(output_path, manifest)
 
     parallel = min(params.num_samples_in_parallel or DEFAULT_PARALLEL, max(1, len(tasks)))
-    summary = summarise(existing) if params.resume else summarise([])
+    summary = summarise(plan.kept)
     bar = tqdm(total=len(tasks), desc="Collecting rollouts", file=sys.stderr)
     interrupted = False
 
@@ -185,7 +202,7 @@ def main() -> int:
     print(json.dumps(summary.averages() or {"reward": None}, indent=4))
     print(f"{summary.line()} -> {output_path}")
     if interrupted:
-        missing = len(tasks) - (summary.total - (len(existing) if params.resume else 0))
+        missing = len(tasks) - (summary.total - len(plan.kept))
         print(
             f"Interrupted: {missing} rollouts were not run; add +resume=true to the same "
             "command to run them."

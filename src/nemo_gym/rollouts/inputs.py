@@ -100,3 +100,22 @@ def expand(rows: list[dict[str, Any]], num_repeats: int) -> list[Task]:
             tagged = {**row, "_ng_task_index": task_index, "_ng_repeat_index": repeat_index}
             tasks.append(Task(task_index, repeat_index, tagged))
     return tasks
+
+
+def identify(task: Task, run_key: str, attempt: int) -> None:
+    """Stamp a task's row with the ids trainers and resume rely on.
+
+    ``_ng_rollout_index`` (NeMo Gym's name for the repeat), ``_ng_run_key`` (the run that
+    produced the row), ``_ng_attempt_index``, ``_ng_group_id`` (one per task of a run: the group
+    GRPO normalises rewards over) and ``_ng_rollout_id`` (unique per attempt).
+    """
+    group = f"{run_key}-t{task.task_index}"
+    task.row.update(
+        {
+            "_ng_rollout_index": task.repeat_index,
+            "_ng_run_key": run_key,
+            "_ng_attempt_index": attempt,
+            "_ng_group_id": group,
+            "_ng_rollout_id": f"{group}-r{task.repeat_index}-a{attempt}",
+        }
+    )

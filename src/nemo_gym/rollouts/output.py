@@ -4,23 +4,28 @@ Each row is written with one ``write()`` on a file opened with ``O_APPEND``, so 
 interleaved with another writer's (several collectors may share a file) and a crash or Ctrl+C
 never leaves half a line behind. A manifest beside the output (``<output>.manifest.json``)
 records what produced it, so that ``+resume=true`` can refuse to continue a file with a
-different input or config.
+different input or config (``resume.py``). A last line left unfinished by a killed writer is
+cut before anything is appended (:func:`repair_partial_line`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from nemo_gym.core.errors import ConfigError
-
 
 class RowWriter:
-    """Appends rows to a JSONL file, one atomic write per row."""
+    """Appends rows to a JSONL file, one atomic write per row.
+
+    Each write holds a shared lock on the file, so that :func:`rewrite_locked` (which holds it
+    exclusively) never loses a line another collector is appending.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,10 +35,108 @@ class RowWriter:
     def write(self, row: dict[str, Any], raw: bytes | None = None) -> None:
         """Append ``row`` as one line (``raw``: its JSON already serialised on one line)."""
         line = raw if raw is not None else orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
-        os.write(self._fd, line + b"\n")
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        try:
+            os.write(self._fd, line + b"\n")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def repair_partial_line(path: Path) -> int:
+    """Cut a last line that was never finished (a writer killed mid-write); bytes removed.
+
+    Without this, the next row appended would be glued to the fragment and both be lost.
+    """
+    if not path.exists():
+        return 0
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        block = 1 << 20
+        end = size
+        while end > 0:  # find the last newline, reading backwards
+            start = max(0, end - block)
+            at = os.pread(fd, end - start, start).rfind(b"\n")
+            if at >= 0:
+                keep = start + at + 1
+                break
+            end = start
+        else:
+            keep = 0
+        os.ftruncate(fd, keep)
+        return size - keep
+    finally:
+        os.close(fd)
+
+
+def rewrite_locked(
+    path: Path, *, keep: Callable[[dict[str, Any]], bool], moved_to: Path
+) -> int:
+    """Move the rows ``keep`` rejects from ``path`` to ``moved_to``; return how many.
+
+    The file is rewritten in place under an exclusive lock (other collectors' appends wait; they
+    keep their file descriptors, so the file must not be replaced). The kept content is first
+    saved beside it (``<file>.rewrite``) and the moved rows appended to ``moved_to``, so a crash
+    midway loses nothing: :func:`finish_interrupted_rewrite` completes it on the next run.
+    """
+    if not path.exists():
+        return 0
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        kept: list[bytes] = []
+        moved: list[bytes] = []
+        with open(fd, "rb", closefd=False) as handle:
+            handle.seek(0)
+            for raw in handle:
+                if not raw.strip():
+                    continue
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    kept.append(raw)
+                    continue
+                (kept if not isinstance(row, dict) or keep(row) else moved).append(raw)
+        if not moved:
+            return 0
+        backup = path.with_name(path.name + ".rewrite")
+        backup.write_bytes(b"".join(kept))
+        with moved_to.open("ab") as out:
+            out.write(b"".join(moved))
+            out.flush()
+            os.fsync(out.fileno())
+        _replace_content(fd, backup)
+        return len(moved)
+    finally:
+        os.close(fd)
+
+
+def _replace_content(fd: int, backup: Path) -> None:
+    content = backup.read_bytes()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, content, 0)
+    os.fsync(fd)
+    backup.unlink()
+
+
+def finish_interrupted_rewrite(path: Path) -> bool:
+    """Complete a :func:`rewrite_locked` that a crash cut short; True if there was one."""
+    backup = path.with_name(path.name + ".rewrite")
+    if not backup.exists():
+        return False
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _replace_content(fd, backup)
+    finally:
+        os.close(fd)
+    return True
 
 
 def read_existing(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -82,30 +185,3 @@ def build_manifest(
         "limit": limit,
         "responses_create_params": overrides,
     }
-
-
-def check_resume(output: Path, manifest: dict[str, Any]) -> None:
-    """Refuse to resume ``output`` unless it was produced by the same run.
-
-    Raises:
-        ConfigError: no manifest, or a field differs (names it).
-    """
-    path = manifest_path(output)
-    if not path.exists():
-        raise ConfigError(
-            f"cannot resume {output}: no {path.name} beside it records which input and config "
-            "produced it; collect into a new file instead",
-            key="resume",
-        )
-    previous = orjson.loads(path.read_bytes())
-    for key, value in manifest.items():
-        if previous.get(key) != value:
-            raise ConfigError(
-                f"cannot resume {output}: it was collected with {key}={previous.get(key)!r}, "
-                f"this run has {key}={value!r}; collect into a new file instead",
-                key="resume",
-            )
-
-
-def write_manifest(output: Path, manifest: dict[str, Any]) -> None:
-    manifest_path(output).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
