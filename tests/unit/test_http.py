@@ -3,6 +3,7 @@ server's key handling; sessions; the shared error body."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.base import create_app
-from nemo_gym.server.http_client import HttpClient, RetryBudget, RetryPolicy
+from nemo_gym.server.http_client import NO_RETRY, HttpClient, RetryBudget, RetryPolicy
 from nemo_gym.server.retry_budget import retry_after_s
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
 from tests.helpers import free_port, serve_app, serve_fake_openai
@@ -203,3 +204,19 @@ def test_the_retry_budget_is_a_sliding_window_per_upstream() -> None:
     assert budget.try_spend("b:2")  # another upstream has its own budget
     now[0] += 11  # the window forgets: a warm-up cannot pay for a later storm, nor starve it
     assert budget.try_spend("a:1") and not budget.try_spend("a:1")
+
+
+async def test_calls_queued_for_a_pooled_connection_do_not_time_out_early() -> None:
+    """16k rollouts in flight queue behind limit_per_host; waiting is not a connect timeout."""
+    async with serve_fake_openai() as (url, fake):
+        client = HttpClient(limit=1, limit_per_host=1, connect_timeout_s=0.2)
+        body = {"messages": [{"role": "user", "content": "FAKE_SLEEP_0.3 hi"}]}
+        responses = await asyncio.gather(
+            *(
+                client.request("POST", f"{url}/chat/completions", json=body, retry=NO_RETRY)
+                for _ in range(3)
+            )
+        )
+        await client.close()
+    # one connection, three calls of 0.3 s each: the last waited 0.6 s for the pool (> 0.2 s)
+    assert [r.status for r in responses] == [200, 200, 200] and fake.requests == 3

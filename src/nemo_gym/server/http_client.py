@@ -144,7 +144,7 @@ class HttpClient:
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
-                timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_s),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s),
             )
         return self._session
 
@@ -181,8 +181,11 @@ class HttpClient:
         if cookies:
             cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
             headers = {**(headers or {}), "Cookie": cookie_header}
+        # sock_connect, not connect: aiohttp's `connect` also counts the wait for a free pooled
+        # connection, so with thousands of calls queued behind `limit_per_host` healthy calls
+        # failed as "timed out" long before their deadline. The queue wait counts in `total`.
         timeout = aiohttp.ClientTimeout(
-            total=timeout_s or self.timeout_s, connect=self.connect_timeout_s
+            total=timeout_s or self.timeout_s, sock_connect=self.connect_timeout_s
         )
         upstream = urlsplit(url).netloc
         self.budget.record_request(upstream)
@@ -207,6 +210,8 @@ class HttpClient:
                     return result
                 wait = retry_after_s(result.headers.get("Retry-After"))
                 failure: Exception | HttpResponse = result
+            except aiohttp.ConnectionTimeoutError as exc:
+                failure = exc  # the connection was never made: always safe to try again
             except TimeoutError as exc:
                 if not retry.retry_timeouts:
                     raise UpstreamError(
@@ -226,7 +231,12 @@ class HttpClient:
             if attempt >= retry.max_attempts or not self.budget.try_spend(upstream):
                 if isinstance(failure, HttpResponse):
                     return failure
-                kind = "timeout" if isinstance(failure, TimeoutError) else "connection"
+                kind = (
+                    "timeout"
+                    if isinstance(failure, TimeoutError)
+                    and not isinstance(failure, aiohttp.ConnectionTimeoutError)
+                    else "connection"
+                )
                 raise UpstreamError(
                     f"{method} {url} failed after {attempt} attempt(s): "
                     f"{type(failure).__name__}: {failure}",
