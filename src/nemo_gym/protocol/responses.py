@@ -2,9 +2,10 @@
 
 * :class:`NeMoGymResponseCreateParamsNonStreaming` is what a dataset row's
   ``responses_create_params`` holds and what model servers accept: strict (unknown keys are an
-  error that names the key), with ``input`` items validated as OpenAI's own item models.
+  error that names the key), with ``input`` items validated as the item models of ``items``
+  (OpenAI's, with NeMo Gym's defaults), so rows NeMo Gym wrote are accepted as they are.
 * :class:`NeMoGymResponse` is OpenAI's ``Response``; model servers return it.
-* Training variants of output items carry ``prompt_token_ids``, ``generation_token_ids`` and
+* Training variants of items carry ``prompt_token_ids``, ``generation_token_ids`` and
   ``generation_log_probs``. OpenAI's models keep unknown fields, so these fields survive every
   hop even where the plain type is used.
 
@@ -16,75 +17,104 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from openai.types.responses import (
-    EasyInputMessage,
-    Response,
-    ResponseFunctionToolCall,
-    ResponseInputItem,
-    ResponseOutputItem,
-    ResponseOutputMessage,
-    ResponseOutputText,
-    ResponseReasoningItem,
-    ResponseUsage,
-)
-from openai.types.responses.response_input_item import FunctionCallOutput, Message
+from openai.types.responses import Response, ResponseInputItem, ResponseOutputItem, ResponseUsage
 from openai.types.shared_params import Reasoning
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from nemo_gym.protocol.items import (
+    NeMoGymEasyInputMessage,
+    NeMoGymEasyInputMessageForTraining,
+    NeMoGymFunctionCallOutput,
+    NeMoGymMessage,
+    NeMoGymMessageForTraining,
+    NeMoGymResponseFunctionToolCall,
+    NeMoGymResponseFunctionToolCallForTraining,
+    NeMoGymResponseOutputMessage,
+    NeMoGymResponseOutputMessageForTraining,
+    NeMoGymResponseOutputText,
+    NeMoGymResponseReasoningItem,
+    NeMoGymResponseReasoningItemForTraining,
+    TokenIdFields,
+)
 
-class TokenIdFields(BaseModel):
-    """Token-level data a training-mode model server attaches to what it generated."""
+__all__ = [
+    "FunctionTool",
+    "NeMoGymEasyInputMessage",
+    "NeMoGymFunctionCallOutput",
+    "NeMoGymInputItem",
+    "NeMoGymMessage",
+    "NeMoGymOutputItem",
+    "NeMoGymResponse",
+    "NeMoGymResponseCreateParamsNonStreaming",
+    "NeMoGymResponseFunctionToolCall",
+    "NeMoGymResponseFunctionToolCallForTraining",
+    "NeMoGymResponseOutputMessage",
+    "NeMoGymResponseOutputMessageForTraining",
+    "NeMoGymResponseOutputText",
+    "NeMoGymResponseReasoningItem",
+    "NeMoGymResponseReasoningItemForTraining",
+    "TokenIdFields",
+]
 
-    prompt_token_ids: list[int]
-    generation_token_ids: list[int]
-    generation_log_probs: list[float]
-
-
-class NeMoGymResponseOutputMessageForTraining(ResponseOutputMessage, TokenIdFields):
-    """An assistant message with the tokens that produced it."""
-
-
-class NeMoGymResponseFunctionToolCallForTraining(ResponseFunctionToolCall, TokenIdFields):
-    """A function call with the tokens that produced it."""
-
-
-class NeMoGymResponseReasoningItemForTraining(ResponseReasoningItem, TokenIdFields):
-    """A reasoning item with the tokens that produced it."""
+_FAST_TAGS = frozenset({"function_call", "function_call_output", "reasoning"})
+_TRAINABLE = frozenset({"easy", "message", "output_message", "function_call", "reasoning"})
 
 
 def _input_item_tag(item: Any) -> str:
+    """Which model an item is validated as, from its ``type``, ``role``, ``content`` and ``id``.
+
+    A message with string content is an easy input message whatever its ``type`` says (NeMo
+    Gym writes ``{"role": "user", "content": "...", "type": "message"}``); an assistant message
+    with a part list is an output message; other messages with a part list are input messages.
+    An item carrying ``generation_token_ids`` is validated as its training variant.
+    """
     get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
     kind = get("type")
-    if kind is None or (kind == "message" and get("id") is None and get("role") != "assistant"):
-        if kind is None and get("role") is not None:
-            return "easy"
-        return "message" if kind == "message" else "other"
-    if kind == "message":
-        return "output_message" if get("role") == "assistant" else "message"
-    return kind if kind in _FAST_TAGS else "other"
+    if kind is None or kind == "message":
+        if isinstance(get("content"), str) or (kind is None and get("role") != "assistant"):
+            tag = "easy" if kind is not None or get("role") is not None else "other"
+        elif get("role") == "assistant":
+            tag = "output_message"
+        else:
+            tag = "message"
+    else:
+        tag = kind if kind in _FAST_TAGS else "other"
+    if tag in _TRAINABLE and get("generation_token_ids") is not None:
+        return tag + "_train"
+    return tag
 
-
-_FAST_TAGS = frozenset({"function_call", "function_call_output", "reasoning"})
 
 NeMoGymInputItem = Annotated[
-    Annotated[EasyInputMessage, Tag("easy")]
-    | Annotated[Message, Tag("message")]
-    | Annotated[ResponseOutputMessage, Tag("output_message")]
-    | Annotated[ResponseFunctionToolCall, Tag("function_call")]
-    | Annotated[FunctionCallOutput, Tag("function_call_output")]
-    | Annotated[ResponseReasoningItem, Tag("reasoning")]
+    Annotated[NeMoGymEasyInputMessage, Tag("easy")]
+    | Annotated[NeMoGymMessage, Tag("message")]
+    | Annotated[NeMoGymResponseOutputMessage, Tag("output_message")]
+    | Annotated[NeMoGymResponseFunctionToolCall, Tag("function_call")]
+    | Annotated[NeMoGymFunctionCallOutput, Tag("function_call_output")]
+    | Annotated[NeMoGymResponseReasoningItem, Tag("reasoning")]
+    | Annotated[NeMoGymEasyInputMessageForTraining, Tag("easy_train")]
+    | Annotated[NeMoGymMessageForTraining, Tag("message_train")]
+    | Annotated[NeMoGymResponseOutputMessageForTraining, Tag("output_message_train")]
+    | Annotated[NeMoGymResponseFunctionToolCallForTraining, Tag("function_call_train")]
+    | Annotated[NeMoGymResponseReasoningItemForTraining, Tag("reasoning_train")]
     | Annotated[ResponseInputItem, Tag("other")],
     Discriminator(_input_item_tag),
 ]
+"""An item of Responses ``input``: the item kinds NeMo Gym validates, with its defaults; any
+other OpenAI input item (images, files, built-in tool calls) as OpenAI's own model."""
 
 
 NeMoGymOutputItem = Annotated[
-    Annotated[ResponseOutputMessage, Tag("output_message")]
-    | Annotated[ResponseFunctionToolCall, Tag("function_call")]
-    | Annotated[FunctionCallOutput, Tag("function_call_output")]
-    | Annotated[ResponseReasoningItem, Tag("reasoning")]
-    | Annotated[EasyInputMessage, Tag("easy")]
-    | Annotated[Message, Tag("message")]
+    Annotated[NeMoGymResponseOutputMessage, Tag("output_message")]
+    | Annotated[NeMoGymResponseFunctionToolCall, Tag("function_call")]
+    | Annotated[NeMoGymFunctionCallOutput, Tag("function_call_output")]
+    | Annotated[NeMoGymResponseReasoningItem, Tag("reasoning")]
+    | Annotated[NeMoGymEasyInputMessage, Tag("easy")]
+    | Annotated[NeMoGymMessage, Tag("message")]
+    | Annotated[NeMoGymEasyInputMessageForTraining, Tag("easy_train")]
+    | Annotated[NeMoGymMessageForTraining, Tag("message_train")]
+    | Annotated[NeMoGymResponseOutputMessageForTraining, Tag("output_message_train")]
+    | Annotated[NeMoGymResponseFunctionToolCallForTraining, Tag("function_call_train")]
+    | Annotated[NeMoGymResponseReasoningItemForTraining, Tag("reasoning_train")]
     | Annotated[ResponseOutputItem, Tag("other")],
     Discriminator(_input_item_tag),
 ]
@@ -150,12 +180,3 @@ class NeMoGymResponse(Response):
 
     output: list[NeMoGymOutputItem]  # type: ignore[assignment]
     usage: ResponseUsage | dict[str, Any] | None = None  # type: ignore[assignment]
-
-
-NeMoGymEasyInputMessage = EasyInputMessage
-NeMoGymMessage = Message
-NeMoGymResponseOutputMessage = ResponseOutputMessage
-NeMoGymResponseOutputText = ResponseOutputText
-NeMoGymResponseFunctionToolCall = ResponseFunctionToolCall
-NeMoGymFunctionCallOutput = FunctionCallOutput
-NeMoGymResponseReasoningItem = ResponseReasoningItem
