@@ -4,7 +4,9 @@ FastAPI's default path for ``-> SomeModel`` endpoints dumps the model to a dict,
 again against the response model and serialises it in Python; for the large Responses objects on
 the rollout hot path that costs more than everything else the route does. When an endpoint
 declares no explicit ``response_model`` we answer with ``model_dump_json()`` instead (pydantic's
-Rust serialiser). An explicit ``response_model=`` keeps FastAPI's behaviour.
+Rust serialiser), keeping the headers and status an endpoint set on an injected ``Response``
+(NeMo Gym's agents copy cookies onto theirs). An explicit ``response_model=`` keeps FastAPI's
+behaviour.
 """
 
 from __future__ import annotations
@@ -29,14 +31,43 @@ class JSONResponseBytes(Response):
     media_type = "application/json"
 
 
+def _response_params(endpoint: Callable[..., Any]) -> list[str]:
+    """Names of the endpoint's parameters that FastAPI fills with the outgoing ``Response``."""
+    names = []
+    for name, param in inspect.signature(endpoint).parameters.items():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            if annotation.rsplit(".", 1)[-1] == "Response":
+                names.append(name)
+        elif isinstance(annotation, type) and issubclass(annotation, Response):
+            names.append(name)
+    return names
+
+
+def _answer(result: BaseModel, kwargs: dict[str, Any], response_params: list[str]) -> Response:
+    """``result`` as JSON, with the headers (cookies) and status the endpoint set on its
+    injected ``Response`` (FastAPI applies those only to values it serialises itself)."""
+    out = JSONResponseBytes(result.model_dump_json())
+    for name in response_params:
+        injected = kwargs.get(name)
+        if isinstance(injected, Response):
+            out.raw_headers.extend(
+                (k, v) for k, v in injected.raw_headers if k != b"content-length"
+            )
+            if injected.status_code:
+                out.status_code = injected.status_code
+    return out
+
+
 def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    response_params = _response_params(endpoint)
     if not inspect.iscoroutinefunction(endpoint):
 
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             result = endpoint(*args, **kwargs)
             if isinstance(result, BaseModel):
-                return JSONResponseBytes(result.model_dump_json())
+                return _answer(result, kwargs, response_params)
             return result
 
         return sync_wrapper
@@ -45,7 +76,7 @@ def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = await endpoint(*args, **kwargs)
         if isinstance(result, BaseModel):
-            return JSONResponseBytes(result.model_dump_json())
+            return _answer(result, kwargs, response_params)
         return result
 
     return wrapper
