@@ -180,6 +180,11 @@ def responses_to_chat_request(params: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+def _default_if_none(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when it is missing or null (NeMo Gym's rows write nulls)."""
+    return default if value is None else value
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
@@ -253,8 +258,8 @@ def chat_to_response(
         "status": "completed",
         "output": output,
         "tools": params.get("tools") or [],
-        "tool_choice": params.get("tool_choice", "auto"),
-        "parallel_tool_calls": params.get("parallel_tool_calls", True),
+        "tool_choice": _default_if_none(params.get("tool_choice"), "auto"),
+        "parallel_tool_calls": _default_if_none(params.get("parallel_tool_calls"), True),
         "usage": {
             "input_tokens": usage.get("prompt_tokens", 0),
             "output_tokens": usage.get("completion_tokens", 0),

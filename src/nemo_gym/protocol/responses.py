@@ -66,14 +66,19 @@ def _input_item_tag(item: Any) -> str:
     A message with string content is an easy input message whatever its ``type`` says (NeMo
     Gym writes ``{"role": "user", "content": "...", "type": "message"}``); an assistant message
     with a part list is an output message; other messages with a part list are input messages.
-    An item carrying ``generation_token_ids`` is validated as its training variant.
+    An item without ``type`` or ``role`` is recognised by its fields, as NeMo Gym's models
+    default ``type`` and its agents send items dumped without their defaults. An item carrying
+    ``generation_token_ids`` is validated as its training variant.
     """
     get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
     kind = get("type")
-    if kind is None or kind == "message":
-        if isinstance(get("content"), str) or (kind is None and get("role") != "assistant"):
-            tag = "easy" if kind is not None or get("role") is not None else "other"
-        elif get("role") == "assistant":
+    role = get("role")
+    if kind is None and role is None:
+        tag = _untyped_tag(get)
+    elif kind is None or kind == "message":
+        if isinstance(get("content"), str) or (kind is None and role != "assistant"):
+            tag = "easy"
+        elif role == "assistant":
             tag = "output_message"
         else:
             tag = "message"
@@ -82,6 +87,16 @@ def _input_item_tag(item: Any) -> str:
     if tag in _TRAINABLE and get("generation_token_ids") is not None:
         return tag + "_train"
     return tag
+
+
+def _untyped_tag(get: Any) -> str:
+    if get("call_id") is not None:
+        return "function_call" if get("name") is not None else "function_call_output"
+    if get("summary") is not None:
+        return "reasoning"
+    if get("id") is not None and isinstance(get("content"), list):
+        return "output_message"
+    return "other"
 
 
 NeMoGymInputItem = Annotated[
@@ -143,7 +158,7 @@ class NeMoGymResponseCreateParamsNonStreaming(BaseModel):
     model: str | None = None
     tools: list[FunctionTool | dict[str, Any]] = Field(default_factory=list)
     tool_choice: Any = "auto"
-    parallel_tool_calls: bool = True
+    parallel_tool_calls: bool | None = True  # NeMo Gym's recorded rows write null
     temperature: float | None = None
     top_p: float | None = None
     max_output_tokens: int | None = None
