@@ -163,6 +163,49 @@ def test_items_dumped_without_their_defaults_are_recognised() -> None:
     assert [type(i) for i in again.input] == [type(i) for i in items]
 
 
+def test_openai_and_gym_model_instances_are_accepted_as_items() -> None:
+    from openai.types.responses import EasyInputMessage
+
+    params = NeMoGymResponseCreateParamsNonStreaming(
+        input=[
+            NeMoGymEasyInputMessage(role="user", content=[{"type": "input_text", "text": "x"}]),
+            EasyInputMessage(role="user", content="hi"),  # OpenAI's own model
+            ResponseOutputMessage(
+                id="m",
+                role="assistant",
+                status="completed",
+                type="message",
+                content=[{"type": "output_text", "text": "a", "annotations": []}],
+            ),
+        ]
+    )
+    assert isinstance(params.input, list)
+    assert [type(i) for i in params.input] == [
+        NeMoGymEasyInputMessage,
+        NeMoGymEasyInputMessage,
+        NeMoGymResponseOutputMessage,
+    ]
+
+
+def test_untyped_items_convert_to_chat_and_pass_the_collection_shape_check() -> None:
+    from nemo_gym.protocol.chat_conversion import input_to_messages
+    from nemo_gym.protocol.shapes import shape_error
+
+    items: list[dict[str, Any]] = [
+        {"role": "user", "content": "weather?"},
+        {"call_id": "c1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"call_id": "c1", "output": "snow"},
+    ]
+    assert shape_error({"input": items}) is None
+    assert shape_error({"input": [{"output": "x"}]}) == (
+        "input.0: each item must be an object with a `role` or a `type`"
+    )
+    messages = input_to_messages(items)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": "snow"}
+
+
 def test_items_with_token_data_validate_as_training_variants() -> None:
     tokens = {"prompt_token_ids": [1], "generation_token_ids": [2], "generation_log_probs": [-0.5]}
     item = TypeAdapter(NeMoGymResponseOutputItem).validate_python(

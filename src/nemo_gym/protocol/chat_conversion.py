@@ -20,6 +20,8 @@ import re
 import uuid
 from typing import Any
 
+from nemo_gym.protocol.shapes import item_type
+
 TOKEN_FIELDS = ("prompt_token_ids", "generation_token_ids", "generation_log_probs")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 #: Create params passed to the chat endpoint under the same name.
@@ -96,7 +98,7 @@ def input_to_messages(items: Any, instructions: str | None = None) -> list[dict[
 
     for i, item in enumerate(items):
         where = f"input.{i}"
-        kind = item.get("type") or "message"
+        kind = item_type(item) or "message"
         tokens = {k: item[k] for k in TOKEN_FIELDS if k in item}
         if kind == "message":
             role = item.get("role")

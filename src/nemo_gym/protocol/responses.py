@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from openai.types.responses import Response, ResponseInputItem, ResponseOutputItem, ResponseUsage
 from openai.types.shared_params import Reasoning
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from nemo_gym.protocol.items import (
     NeMoGymEasyInputMessage,
@@ -36,6 +36,7 @@ from nemo_gym.protocol.items import (
     NeMoGymResponseReasoningItemForTraining,
     TokenIdFields,
 )
+from nemo_gym.protocol.shapes import item_type
 
 __all__ = [
     "FunctionTool",
@@ -61,42 +62,64 @@ _TRAINABLE = frozenset({"easy", "message", "output_message", "function_call", "r
 
 
 def _input_item_tag(item: Any) -> str:
-    """Which model an item is validated as, from its ``type``, ``role``, ``content`` and ``id``.
+    """Which model an item (a dict from the wire) is validated as.
 
-    A message with string content is an easy input message whatever its ``type`` says (NeMo
-    Gym writes ``{"role": "user", "content": "...", "type": "message"}``); an assistant message
-    with a part list is an output message; other messages with a part list are input messages.
-    An item without ``type`` or ``role`` is recognised by its fields, as NeMo Gym's models
-    default ``type`` and its agents send items dumped without their defaults. An item carrying
-    ``generation_token_ids`` is validated as its training variant.
+    The ``type``, inferred from the fields when absent (:func:`~nemo_gym.protocol.shapes.
+    item_type`: NeMo Gym's models default ``type``, and its agents send items dumped without
+    their defaults), picks the model. A message with string content is an easy input message
+    whatever its ``type`` says (NeMo Gym writes ``{"role": "user", "content": "...", "type":
+    "message"}``); an assistant message with a part list is an output message; other messages
+    with a part list are input messages. An item carrying ``generation_token_ids`` is validated
+    as its training variant. Model instances are tagged by their class.
     """
-    get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
-    kind = get("type")
-    role = get("role")
-    if kind is None and role is None:
-        tag = _untyped_tag(get)
-    elif kind is None or kind == "message":
-        if isinstance(get("content"), str) or (kind is None and role != "assistant"):
+    if not isinstance(item, dict):
+        return _class_tag(item)
+    kind = item_type(item)
+    if kind == "message":
+        role = item.get("role")
+        if isinstance(item.get("content"), str):
             tag = "easy"
-        elif role == "assistant":
+        elif role is None or role == "assistant":
             tag = "output_message"
         else:
-            tag = "message"
+            tag = "message" if item.get("type") is not None else "easy"
+    elif kind in _FAST_TAGS:
+        tag = kind
     else:
-        tag = kind if kind in _FAST_TAGS else "other"
-    if tag in _TRAINABLE and get("generation_token_ids") is not None:
+        return "other"
+    if tag in _TRAINABLE and item.get("generation_token_ids") is not None:
         return tag + "_train"
     return tag
 
 
-def _untyped_tag(get: Any) -> str:
-    if get("call_id") is not None:
-        return "function_call" if get("name") is not None else "function_call_output"
-    if get("summary") is not None:
-        return "reasoning"
-    if get("id") is not None and isinstance(get("content"), list):
-        return "output_message"
+def _class_tag(item: Any) -> str:
+    for cls in type(item).__mro__:
+        tag = _CLASS_TAGS.get(cls)
+        if tag is not None:
+            return tag
     return "other"
+
+
+_CLASS_TAGS: dict[type, str] = {
+    NeMoGymEasyInputMessageForTraining: "easy_train",
+    NeMoGymMessageForTraining: "message_train",
+    NeMoGymResponseOutputMessageForTraining: "output_message_train",
+    NeMoGymResponseFunctionToolCallForTraining: "function_call_train",
+    NeMoGymResponseReasoningItemForTraining: "reasoning_train",
+    NeMoGymEasyInputMessage: "easy",
+    NeMoGymMessage: "message",
+    NeMoGymResponseOutputMessage: "output_message",
+    NeMoGymResponseFunctionToolCall: "function_call",
+    NeMoGymFunctionCallOutput: "function_call_output",
+    NeMoGymResponseReasoningItem: "reasoning",
+}
+
+
+def _foreign_models_as_dicts(item: Any) -> Any:
+    """An item given as another pydantic model (OpenAI's own types) is read as its fields."""
+    if isinstance(item, BaseModel) and _class_tag(item) == "other":
+        return item.model_dump()
+    return item
 
 
 NeMoGymInputItem = Annotated[
@@ -113,6 +136,7 @@ NeMoGymInputItem = Annotated[
     | Annotated[NeMoGymResponseReasoningItemForTraining, Tag("reasoning_train")]
     | Annotated[ResponseInputItem, Tag("other")],
     Discriminator(_input_item_tag),
+    BeforeValidator(_foreign_models_as_dicts),
 ]
 """An item of Responses ``input``: the item kinds NeMo Gym validates, with its defaults; any
 other OpenAI input item (images, files, built-in tool calls) as OpenAI's own model."""
@@ -132,6 +156,7 @@ NeMoGymOutputItem = Annotated[
     | Annotated[NeMoGymResponseReasoningItemForTraining, Tag("reasoning_train")]
     | Annotated[ResponseOutputItem, Tag("other")],
     Discriminator(_input_item_tag),
+    BeforeValidator(_foreign_models_as_dicts),
 ]
 """An item of a trajectory's output: what the model produced, and the tool outputs in between."""
 
