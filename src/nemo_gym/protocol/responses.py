@@ -214,9 +214,12 @@ class NeMoGymResponse(Response):
 
     ``output`` also admits ``function_call_output`` items, since an agent's trajectory
     interleaves the model's items with tool outputs. ``usage`` is lenient: OpenAI-compatible
-    servers report different token details, and a
-    missing detail must not make a valid answer unusable.
+    servers report different token details, and a missing detail must not make a valid answer
+    unusable. ``parallel_tool_calls`` and ``tool_choice`` may be null: servers echo the request's
+    values, and NeMo Gym's rows write nulls there.
     """
 
     output: list[NeMoGymOutputItem]  # type: ignore[assignment]
     usage: ResponseUsage | dict[str, Any] | None = None  # type: ignore[assignment]
+    parallel_tool_calls: bool | None = True  # type: ignore[assignment]
+    tool_choice: Any = "auto"
