@@ -38,6 +38,7 @@ from nemo_gym.global_config import (
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.base import BaseRunServerInstanceConfig, BaseServer, SimpleServer
 from nemo_gym.server.http_client import HttpClient, HttpResponse, RetryPolicy
+from nemo_gym.server.routing import ROLLOUT_PATH_PREFIX, TOKEN_CAPTURE_PATH_SEGMENT
 from nemo_gym.server.sessions import SESSION_ID_KEY
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "HTTPStatusError",
     "ServerClient",
     "SimpleServer",
+    "apply_rollout_prefix",
     "get_first_server_config_dict",
     "get_global_aiohttp_client",
     "get_response_json",
@@ -61,6 +63,7 @@ __all__ = [
     "is_nemo_gym_fastapi_worker",
     "raise_for_status",
     "request",
+    "rollout_path_prefix",
 ]
 
 logger = logging.getLogger(__name__)
@@ -200,3 +203,23 @@ def get_server_url(server_name: str) -> str:
     """
     settings = get_first_server_config_dict(get_global_config_dict(), server_name)
     return f"http://{settings['host']}:{settings['port']}"
+
+
+def rollout_path_prefix(rollout_id: str | None, *, token_capture: bool = False) -> str:
+    """``/ng-rollout/<rollout_id>`` (plus ``/training-token-capture``), or ``""`` without an id.
+
+    Every Gym server routes a path under this prefix as the path itself.
+    """
+    if not rollout_id:
+        return ""
+    capture = f"/{TOKEN_CAPTURE_PATH_SEGMENT}" if token_capture else ""
+    return f"/{ROLLOUT_PATH_PREFIX}/{rollout_id}{capture}"
+
+
+def apply_rollout_prefix(
+    base_url: str, rollout_id: str | None, *, token_capture: bool = False
+) -> str:
+    """``base_url`` with :func:`rollout_path_prefix` appended (unchanged without an id)."""
+    if not rollout_id:
+        return base_url
+    return base_url.rstrip("/") + rollout_path_prefix(rollout_id, token_capture=token_capture)

@@ -98,7 +98,8 @@ class ScriptedModel(SimpleResponsesAPIModel):
     """Turn 1 reads a key that does not exist, turn 2 the right one, turn 3 answers."""
 
     async def responses(
-        self, body: NeMoGymResponseCreateParamsNonStreaming = Body()  # noqa: B008
+        self,
+        body: NeMoGymResponseCreateParamsNonStreaming = Body(),  # noqa: B008
     ) -> NeMoGymResponse:
         assert isinstance(body.input, list)
         done = sum(1 for i in body.input if getattr(i, "type", None) == "function_call_output")
@@ -372,3 +373,32 @@ async def test_judge_failsafe_answers_a_failed_judge_as_a_failed_verification() 
     assert resp.status_code == 502
     error = resp.json()["error"]
     assert error["type"] == "JudgeError" and "judge did not answer" in error["message"]
+
+
+async def test_a_rollout_prefixed_path_reaches_the_route() -> None:
+    from nemo_gym.server_utils import apply_rollout_prefix, rollout_path_prefix
+
+    app = create_app("policy", role="responses_api_models")
+
+    @app.post("/v1/responses")
+    async def respond(request: Request) -> dict[str, Any]:
+        return {"path": request.url.path, "rollout": getattr(request.state, "rollout_id", None)}
+
+    assert rollout_path_prefix("r-7") == "/ng-rollout/r-7"
+    assert rollout_path_prefix("r-7", token_capture=True) == (
+        "/ng-rollout/r-7/training-token-capture"
+    )
+    assert (
+        rollout_path_prefix(None) == "" and apply_rollout_prefix("http://m/", None) == "http://m/"
+    )
+    async with serve_app(app) as url, httpx.AsyncClient() as http:
+        plain = await http.post(f"{url}/v1/responses")
+        prefixed = await http.post(apply_rollout_prefix(url + "/", "r-7") + "/v1/responses")
+        capture = await http.post(
+            apply_rollout_prefix(url, "r-8", token_capture=True) + "/v1/responses"
+        )
+        other = await http.post(f"{url}/ng-rollouts/r-7/v1/responses")
+    assert plain.json() == {"path": "/v1/responses", "rollout": None}
+    assert prefixed.json() == {"path": "/v1/responses", "rollout": "r-7"}
+    assert capture.json() == {"path": "/v1/responses", "rollout": "r-8"}
+    assert other.status_code == 404

@@ -117,6 +117,7 @@ NAMES = [
     ("nemo_gym.reward_profile", "compute_subset_metrics"),  # head
     ("nemo_gym.reward_profile", "highest_k_metrics"),  # head
     ("nemo_gym.server_utils", "SESSION_ID_KEY"),
+    ("nemo_gym.server_utils", "apply_rollout_prefix"),  # head
     ("nemo_gym.server_utils", "ServerClient"),
     ("nemo_gym.server_utils", "get_first_server_config_dict"),
     ("nemo_gym.server_utils", "get_global_aiohttp_client"),  # head
@@ -127,6 +128,7 @@ NAMES = [
     ("nemo_gym.server_utils", "is_nemo_gym_fastapi_worker"),
     ("nemo_gym.server_utils", "raise_for_status"),
     ("nemo_gym.server_utils", "request"),  # head
+    ("nemo_gym.server_utils", "rollout_path_prefix"),  # head
 ]
 
 #: Names of provided modules that Gym deliberately lacks, with the reason.
@@ -137,8 +139,6 @@ NOT_PROVIDED = {
     ("nemo_gym.base_responses_api_model", "aggregate_model_call_metrics"): "model-call capture",
     ("nemo_gym.base_responses_api_model", "merge_model_call_capture_into_record"): "capture",
     ("nemo_gym.base_responses_api_model", "read_model_call_records"): "model-call capture",
-    ("nemo_gym.server_utils", "apply_rollout_prefix"): "per-rollout model URLs need capture",
-    ("nemo_gym.server_utils", "rollout_path_prefix"): "per-rollout model URLs need capture",
 }
 
 

@@ -7,12 +7,16 @@ declares no explicit ``response_model`` we answer with ``model_dump_json()`` ins
 Rust serialiser), keeping the headers and status an endpoint set on an injected ``Response``
 (NeMo Gym's agents copy cookies onto theirs). An explicit ``response_model=`` keeps FastAPI's
 behaviour.
+
+:class:`RolloutPrefixMiddleware` routes NeMo Gym's per-rollout paths
+(``/ng-rollout/<id>/v1/responses``) to the route they name.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,6 +27,15 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+#: A rollout may address a server under ``/ng-rollout/<rollout id>[/training-token-capture]``
+#: (NeMo Gym's per-rollout model URLs); the prefix is removed before routing.
+ROLLOUT_PATH_PREFIX = "ng-rollout"
+TOKEN_CAPTURE_PATH_SEGMENT = "training-token-capture"
+_ROLLOUT_PREFIX = re.compile(
+    rf"^/{ROLLOUT_PATH_PREFIX}/(?P<rollout_id>[^/]+)(?:/{TOKEN_CAPTURE_PATH_SEGMENT})?(?=/|$)"
+)
 
 
 class JSONResponseBytes(Response):
@@ -125,3 +138,23 @@ def add_post_route(app: FastAPI, path: str, endpoint: Callable[..., Any]) -> Non
         app.router.routes.append(Route(path, fast, methods=["POST"]))
     else:
         app.post(path)(endpoint)
+
+
+class RolloutPrefixMiddleware:
+    """Serve ``/ng-rollout/<id>[/training-token-capture]/<path>`` as ``/<path>``.
+
+    The rollout id is kept in ``request.state.rollout_id``. Gym does not capture model calls per
+    rollout; the prefix is accepted so that code addressing a model through it is routed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(f"/{ROLLOUT_PATH_PREFIX}/"):
+            match = _ROLLOUT_PREFIX.match(scope["path"])
+            if match is not None:
+                path = scope["path"][match.end() :] or "/"
+                state = {**scope.get("state", {}), "rollout_id": match["rollout_id"]}
+                scope = {**scope, "path": path, "raw_path": path.encode(), "state": state}
+        await self.app(scope, receive, send)
