@@ -61,12 +61,8 @@ from nemo_gym.server_utils import (
 )
 from tests.helpers import serve_fake_openai
 
-ROWS = [
-    json.loads(line)
-    for line in (Path(__file__).parent / "fixtures" / "nemo_gym_rows.jsonl")
-    .read_text()
-    .splitlines()
-]
+FIXTURE = Path(__file__).parent / "fixtures" / "nemo_gym_rows.jsonl"
+ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
 WITH_RESPONSE = [r for r in ROWS if "response" in r]
 
 
@@ -235,6 +231,12 @@ def test_verify_request_accepts_nemo_gym_rows(row: dict[str, Any]) -> None:
     assert len(request.response.output) == len(row["response"]["output"])
     # A row Gym writes back validates again (rows round-trip).
     BaseVerifyRequest.model_validate(request.model_dump(mode="json"))
+
+
+def test_collection_reads_nemo_gym_rows() -> None:
+    from nemo_gym.rollouts.inputs import read_rows
+
+    assert read_rows(FIXTURE) == ROWS
 
 
 def test_the_fixture_covers_the_shapes_nemo_gym_writes() -> None:
