@@ -429,3 +429,25 @@ def test_body_is_fastapis() -> None:
     from nemo_gym.base_responses_api_model import Body as ModelBody
 
     assert AgentBody is fastapi.Body and ModelBody is fastapi.Body
+
+
+async def test_request_calls_any_url_and_reads_like_aiohttp() -> None:
+    from nemo_gym.server_utils import get_global_aiohttp_client, request
+
+    async with serve_fake_openai() as (url, fake):
+        resp = await request(
+            "POST",
+            f"{url}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer sk-req"},
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        assert resp.status == 200 and fake.auth[-1] == "Bearer sk-req"
+        assert (await get_response_json(resp))["object"] == "chat.completion"
+        with pytest.raises(TypeError, match="allow_redirects"):
+            await request("GET", f"{url}/models", allow_redirects=False)
+        session = get_global_aiohttp_client()
+        assert get_global_aiohttp_client() is session  # one pool per event loop
+        async with session.post(f"{url}/chat/completions", json={"messages": []}) as raw:
+            assert raw.status == 200
+        await session.close()
