@@ -418,6 +418,8 @@ async def test_async_openai_client_raises_other_statuses_with_the_body() -> None
 
 def test_response_output_parses_a_nemo_gym_response() -> None:
     response = NeMoGymResponse.model_validate(WITH_RESPONSE[1]["response"])
+    assert isinstance(response.usage, NeMoGymResponseUsage)  # no cache_write_tokens: still typed
+    assert response.usage.input_tokens_details.cached_tokens == 0
     assert [o.type for o in response.output] == ["function_call", "function_call_output", "message"]
     assert isinstance(response.output[1], NeMoGymFunctionCallOutput)
 

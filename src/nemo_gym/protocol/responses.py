@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from openai.types.responses import Response, ResponseInputItem, ResponseOutputItem, ResponseUsage
+from openai.types.responses import Response, ResponseInputItem, ResponseOutputItem
 from openai.types.shared_params import Reasoning
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
@@ -37,6 +37,7 @@ from nemo_gym.protocol.items import (
     TokenIdFields,
 )
 from nemo_gym.protocol.shapes import item_type
+from nemo_gym.protocol.usage import NeMoGymResponseUsage
 
 __all__ = [
     "FunctionTool",
@@ -214,12 +215,13 @@ class NeMoGymResponse(Response):
 
     ``output`` also admits ``function_call_output`` items, since an agent's trajectory
     interleaves the model's items with tool outputs. ``usage`` is lenient: OpenAI-compatible
-    servers report different token details, and a missing detail must not make a valid answer
-    unusable. ``parallel_tool_calls`` and ``tool_choice`` may be null: servers echo the request's
-    values, and NeMo Gym's rows write nulls there.
+    servers report different token details (a count may be unknown, and one a server does not
+    report at all leaves ``usage`` a plain dict), and a missing detail must not make a valid
+    answer unusable. ``parallel_tool_calls`` and ``tool_choice`` may be null: servers echo the
+    request's values, and NeMo Gym's rows write nulls there.
     """
 
     output: list[NeMoGymOutputItem]  # type: ignore[assignment]
-    usage: ResponseUsage | dict[str, Any] | None = None  # type: ignore[assignment]
+    usage: NeMoGymResponseUsage | dict[str, Any] | None = None  # type: ignore[assignment]
     parallel_tool_calls: bool | None = True  # type: ignore[assignment]
     tool_choice: Any = "auto"
