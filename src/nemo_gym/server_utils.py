@@ -21,12 +21,10 @@ import asyncio
 import logging
 import os
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from nemo_gym.config_types import BaseServerConfig
 from nemo_gym.core.errors import UpstreamError
@@ -78,6 +76,15 @@ _WORKER_ENV = "IS_NEMO_GYM_FASTAPI_WORKER"
 _ENTRYPOINT_ENV = "IS_NEMO_GYM_FASTAPI_ENTRYPOINT"
 
 
+class RequestInfo(NamedTuple):
+    """What :class:`HTTPStatusError` knows of the request (aiohttp's fields; URLs as text)."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    real_url: str
+
+
 class HTTPStatusError(UpstreamError, aiohttp.ClientResponseError):  # type: ignore[misc]
     """A server answered a non-2xx status (raised by :func:`raise_for_status`).
 
@@ -88,9 +95,14 @@ class HTTPStatusError(UpstreamError, aiohttp.ClientResponseError):  # type: igno
 
     def __init__(self, url: str, status: int, content: bytes, headers: Any = None) -> None:
         text = content[:2000].decode("utf-8", errors="replace")
-        info = aiohttp.RequestInfo(URL(url), "", CIMultiDictProxy(CIMultiDict()), URL(url))
+        info = RequestInfo(url, "", {}, url)
         aiohttp.ClientResponseError.__init__(
-            self, info, (), status=status, message=text, headers=headers
+            self,
+            info,  # type: ignore[arg-type]
+            (),
+            status=status,
+            message=text,
+            headers=headers,
         )
         self.body = content[:8000].decode("utf-8", errors="replace")
         self.kind = "http"

@@ -18,7 +18,7 @@ validate their chat route with the params model; ``nemo_gym.openai_utils`` re-ex
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Required
+from typing import Annotated, Any, Literal, Required, TypedDict
 
 from openai.types.chat import (
     ChatCompletion,
@@ -39,7 +39,6 @@ from openai.types.chat.chat_completion_message_function_tool_call import Functio
 from openai.types.responses import FunctionToolParam
 from openai.types.shared_params import FunctionDefinition
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag
-from typing_extensions import TypedDict
 
 from nemo_gym.protocol.items import TokenIdFields
 
@@ -187,9 +186,14 @@ class NeMoGymChatCompletionAssistantMessageParam(ChatCompletionAssistantMessageP
 
 
 class NeMoGymChatCompletionAssistantMessageForTrainingParam(
-    NeMoGymChatCompletionAssistantMessageParam, TokenIdTypedDictFields
+    NeMoGymChatCompletionAssistantMessageParam
 ):
-    """An assistant message given back with the tokens that produced it."""
+    """An assistant message given back with the tokens that produced it (the fields of
+    :class:`TokenIdTypedDictFields`)."""
+
+    prompt_token_ids: Required[list[int]]
+    generation_token_ids: Required[list[int]]
+    generation_log_probs: Required[list[float]]
 
 
 class NeMoGymFunctionToolParam(FunctionToolParam):
