@@ -69,7 +69,11 @@ class SecretServer(SimpleResourcesServer):
     def setup_webserver(self) -> FastAPI:
         app = super().setup_webserver()
         app.post("/read_secret")(self.read_secret)
+        app.post("/crash")(self.crash)
         return app
+
+    async def crash(self) -> None:
+        raise RuntimeError("the tool crashed")
 
     async def seed_session(  # type: ignore[override]
         self, request: Request, body: SecretSeed
@@ -277,12 +281,14 @@ async def test_every_response_sets_the_session_cookie() -> None:
         ok = await http.post(f"{tools}/read_secret", json={"key": "vault"})
         missing = await http.post(f"{tools}/read_secret", json={"key": "nope"})
         invalid = await http.post(f"{tools}/read_secret", json={})
+        crashed = await http.post(f"{tools}/crash")
         async with httpx.AsyncClient() as stranger:
             fresh = await stranger.post(f"{tools}/read_secret", json={"key": "vault"})
     assert ok.json() == {"secret": "x"} and ok.cookies.get("gym_session") == session
     assert missing.status_code == 404 and missing.json() == {"detail": "no such key: nope"}
     assert missing.cookies.get("gym_session") == session
     assert invalid.status_code == 422 and invalid.cookies.get("gym_session") == session
+    assert crashed.status_code == 500 and crashed.cookies.get("gym_session") == session
     # A request without a session gets a new one (and a 400 here: nothing was seeded for it).
     assert fresh.status_code == 400 and fresh.json() == {"detail": "session not seeded"}
     assert fresh.cookies.get("gym_session") not in (None, session)

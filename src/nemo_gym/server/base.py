@@ -78,9 +78,9 @@ def create_app(
     async def get_root() -> dict[str, Any]:
         return {**health, "uptime_seconds": round(time.time() - started, 3)}
 
-    if sessions:
-        app.add_middleware(SessionIdMiddleware)
     install_error_handlers(app, name)
+    if sessions:  # outside the error handling, so that a 500 carries the session cookie too
+        app.add_middleware(SessionIdMiddleware)
     app.add_middleware(RolloutPrefixMiddleware)
     return app
 
