@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nemo_gym.config.instances import SERVER_TYPES
 from nemo_gym.config.loader import DEFAULT_HEAD_PORT, load_config
+from nemo_gym.config.parser_config import GlobalConfigDictParserConfig, load_from_parser_config
 from nemo_gym.core.paths import project_root
 
 __all__ = [
@@ -118,14 +119,34 @@ def maybe_get_global_config_dict() -> DictConfig | None:
     return None
 
 
-def get_global_config_dict(argv: list[str] | None = None) -> DictConfig:
-    """Return the merged config (interpolations resolve on access)."""
+def get_global_config_dict(
+    argv: list[str] | GlobalConfigDictParserConfig | None = None,
+    *,
+    global_config_dict_parser_config: GlobalConfigDictParserConfig | None = None,
+    global_config_dict_parser_cls: Any = None,
+) -> DictConfig:
+    """Return the merged config (interpolations resolve on access).
+
+    In a server process: the config ``ng_run`` gave it. Elsewhere: the sources a
+    :class:`GlobalConfigDictParserConfig` names (NeMo Gym's signature; positional or by
+    keyword), else ``env.yaml`` and the ``+key=value`` arguments of ``argv`` (by default the
+    command line). ``disallowed_ports`` is ``[]`` when unset, as NeMo Gym's config always has it.
+    ``global_config_dict_parser_cls`` is accepted for NeMo Gym's signature and not used.
+    """
     config = maybe_get_global_config_dict()
-    if config is not None:
-        return config
-    if argv is None:
-        argv = [a for a in sys.argv[1:] if a.startswith("+") or "=" in a]
-    return load_config(argv).data
+    if config is None:
+        parser = global_config_dict_parser_config
+        if isinstance(argv, GlobalConfigDictParserConfig):
+            parser, argv = argv, None
+        if parser is not None:
+            config = load_from_parser_config(parser).data
+        else:
+            if argv is None:
+                argv = [a for a in sys.argv[1:] if a.startswith("+") or "=" in a]
+            config = load_config(argv).data
+    if config.get(DISALLOWED_PORTS_KEY_NAME) is None:
+        config[DISALLOWED_PORTS_KEY_NAME] = []
+    return config
 
 
 def get_first_server_config_dict(config: Mapping[str, Any], name: str) -> DictConfig:

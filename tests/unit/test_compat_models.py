@@ -453,3 +453,22 @@ async def test_request_calls_any_url_and_reads_like_aiohttp() -> None:
         async with session.post(f"{url}/chat/completions", json={"messages": []}) as raw:
             assert raw.status == 200
         await session.close()
+
+
+def test_global_config_from_a_parser_config_as_trainers_build_it() -> None:
+    from omegaconf import OmegaConf
+
+    from nemo_gym.config.parser_config import GlobalConfigDictParserConfig
+    from nemo_gym.global_config import DISALLOWED_PORTS_KEY_NAME, get_global_config_dict
+
+    parser = GlobalConfigDictParserConfig(
+        initial_global_config_dict=OmegaConf.create({"policy_model_name": "m", "x": {"y": 3}}),
+        skip_load_from_cli=True,
+        skip_load_from_dotenv=True,
+    )
+    for config in (
+        get_global_config_dict(global_config_dict_parser_config=parser),
+        get_global_config_dict(parser),  # NeMo Gym's positional form
+    ):
+        assert config.x.y == 3 and config.policy_model_name == "m"
+        assert config[DISALLOWED_PORTS_KEY_NAME] == []
