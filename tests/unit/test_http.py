@@ -117,9 +117,10 @@ async def test_sessions_follow_header_or_cookie() -> None:
         assert (await client.get("/whoami")).json()["id"] == cookie_id  # cookie carried
         header = await client.get("/whoami", headers={"X-Gym-Session": "rollout-7"})
         assert header.json()["id"] == "rollout-7"
-        assert "gym_session" not in header.headers.get("set-cookie", "")
+        assert header.cookies.get("gym_session") == "rollout-7"  # every answer sets the cookie
         health = await client.get("/health")
         assert health.json()["status"] == "ok"
+        assert health.cookies.get("gym_session") == "rollout-7"  # the jar took the last cookie
 
 
 async def test_unhandled_exception_becomes_gym_error_body() -> None:

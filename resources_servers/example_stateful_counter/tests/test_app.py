@@ -59,7 +59,7 @@ async def test_tools_refuse_a_session_that_was_not_seeded() -> None:
         resp = await c.post(
             "/increment_counter", json={"count": 1}, headers={"X-Gym-Session": "never-seeded"}
         )
-    assert resp.status_code == 400 and "not seeded" in resp.json()["error"]["message"]
+    assert resp.status_code == 400 and "not seeded" in resp.json()["detail"]
 
 
 async def test_many_concurrent_rollouts_never_see_each_others_state() -> None:

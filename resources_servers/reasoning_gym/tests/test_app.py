@@ -137,7 +137,7 @@ async def test_a_bad_entry_reference_is_a_422_naming_the_field(
 async def test_config_values_the_generator_rejects_are_a_422() -> None:
     resp = await post(with_ref(config={"min_terms": 5, "max_terms": 2}), [message("x")])
     assert resp.status_code == 422
-    assert resp.json()["error"]["message"].startswith("reasoning_gym.config: basic_arithmetic")
+    assert resp.json()["detail"].startswith("reasoning_gym.config: basic_arithmetic")
 
 
 async def test_a_row_whose_prompt_is_not_its_entry_is_a_422() -> None:

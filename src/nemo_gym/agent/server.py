@@ -12,21 +12,12 @@ from typing import Any, ClassVar
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
-from nemo_gym.config.instances import ServerRef
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
 
 
 class BaseResponsesAPIAgentConfig(BaseServerConfig):
     """Settings of an agent instance."""
-
-
-class AgentServerRef(ServerRef):
-    """A reference from an agent's config to another instance."""
-
-
-ModelServerRef = AgentServerRef
-ResourcesServerRef = AgentServerRef
 
 
 class BaseRunRowRequest(BaseModel):

@@ -10,29 +10,24 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
-from openai.types.chat import ChatCompletion
-from pydantic import BaseModel, ConfigDict
 
+from nemo_gym.protocol.chat import (
+    NeMoGymChatCompletion,
+    NeMoGymChatCompletionCreateParamsNonStreaming,
+)
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
+
+__all__ = [
+    "BaseResponsesAPIModelConfig",
+    "NeMoGymChatCompletion",
+    "NeMoGymChatCompletionCreateParamsNonStreaming",
+    "SimpleResponsesAPIModel",
+]
 
 
 class BaseResponsesAPIModelConfig(BaseServerConfig):
     """Settings of a model server instance."""
-
-
-class NeMoGymChatCompletionCreateParamsNonStreaming(BaseModel):
-    """A Chat Completions request; unknown keys are passed through to the upstream."""
-
-    model_config = ConfigDict(extra="allow")
-
-    messages: list[dict[str, Any]]
-    model: str | None = None
-    tools: list[dict[str, Any]] | None = None
-
-
-class NeMoGymChatCompletion(ChatCompletion):
-    """A Chat Completions answer (OpenAI's type; unknown fields are kept)."""
 
 
 class SimpleResponsesAPIModel(SimpleServer):

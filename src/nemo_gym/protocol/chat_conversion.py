@@ -20,6 +20,8 @@ import re
 import uuid
 from typing import Any
 
+from nemo_gym.protocol.shapes import item_type
+
 TOKEN_FIELDS = ("prompt_token_ids", "generation_token_ids", "generation_log_probs")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 #: Create params passed to the chat endpoint under the same name.
@@ -96,7 +98,7 @@ def input_to_messages(items: Any, instructions: str | None = None) -> list[dict[
 
     for i, item in enumerate(items):
         where = f"input.{i}"
-        kind = item.get("type") or "message"
+        kind = item_type(item) or "message"
         tokens = {k: item[k] for k in TOKEN_FIELDS if k in item}
         if kind == "message":
             role = item.get("role")
@@ -180,6 +182,11 @@ def responses_to_chat_request(params: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+def _default_if_none(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when it is missing or null (NeMo Gym's rows write nulls)."""
+    return default if value is None else value
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
@@ -253,8 +260,8 @@ def chat_to_response(
         "status": "completed",
         "output": output,
         "tools": params.get("tools") or [],
-        "tool_choice": params.get("tool_choice", "auto"),
-        "parallel_tool_calls": params.get("parallel_tool_calls", True),
+        "tool_choice": _default_if_none(params.get("tool_choice"), "auto"),
+        "parallel_tool_calls": _default_if_none(params.get("parallel_tool_calls"), True),
         "usage": {
             "input_tokens": usage.get("prompt_tokens", 0),
             "output_tokens": usage.get("completion_tokens", 0),

@@ -17,6 +17,7 @@ on every step of every rollout.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import Any
 
 CREATE_PARAMS_FIELDS = frozenset(
@@ -59,6 +60,28 @@ _NUMBERS = {
 }
 
 
+def item_type(item: Mapping[str, Any]) -> str | None:
+    """The ``type`` of a Responses item, inferred from its fields when it has none.
+
+    NeMo Gym's item models default ``type``, and its agents send items dumped without their
+    defaults: ``{"call_id", "output"}`` is a ``function_call_output``, ``{"call_id", "name",
+    "arguments"}`` a ``function_call``, ``{"id", "summary"}`` a ``reasoning`` item, and an item
+    with a ``role`` or an ``id`` and ``content`` a ``message``. ``None`` when nothing fits.
+    """
+    kind = item.get("type")
+    if kind is not None:
+        return str(kind)
+    if item.get("role") is not None:
+        return "message"
+    if item.get("call_id") is not None:
+        return "function_call" if item.get("name") is not None else "function_call_output"
+    if item.get("summary") is not None:
+        return "reasoning"
+    if item.get("id") is not None and isinstance(item.get("content"), list):
+        return "message"
+    return None
+
+
 def shape_error(params: dict[str, Any]) -> str | None:
     """Describe the first shape problem of ``params`` (``None`` when it looks right)."""
     for key in params:
@@ -73,7 +96,7 @@ def shape_error(params: dict[str, Any]) -> str | None:
         return "input: must be a string or a list of input items"
     if isinstance(items, list):
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or not ("role" in item or "type" in item):
+            if not isinstance(item, dict) or item_type(item) is None:
                 return f"input.{i}: each item must be an object with a `role` or a `type`"
     tools = params.get("tools", [])
     if not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools):

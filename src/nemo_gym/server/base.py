@@ -2,9 +2,10 @@
 
 The base owns what is the same for every server: the FastAPI app and its lifespan (the pooled
 outbound HTTP client is closed on shutdown), ``GET /health`` and ``GET /``, per-rollout sessions,
-the exception-to-HTTP mapping and fast JSON responses. A server implementation subclasses a role
-base (``nemo_gym.resources``, ``nemo_gym.agent``, ``nemo_gym.model``), adds its routes in
-``setup_webserver`` and its logic in methods; ``run_webserver()`` (see ``launch``) starts it.
+the exception-to-HTTP mapping, fast JSON responses and NeMo Gym's ``/ng-rollout/<id>`` path
+prefix. A server implementation subclasses a role base (``nemo_gym.resources``,
+``nemo_gym.agent``, ``nemo_gym.model``), adds its routes in ``setup_webserver`` and its logic in
+methods; ``run_webserver()`` (see ``launch``) starts it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.errors import install_error_handlers
-from nemo_gym.server.routing import GymRoute
+from nemo_gym.server.routing import GymRoute, RolloutPrefixMiddleware
 from nemo_gym.server.sessions import SessionIdMiddleware
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,10 @@ def create_app(
     async def get_root() -> dict[str, Any]:
         return {**health, "uptime_seconds": round(time.time() - started, 3)}
 
-    if sessions:
-        app.add_middleware(SessionIdMiddleware)
     install_error_handlers(app, name)
+    if sessions:  # outside the error handling, so that a 500 carries the session cookie too
+        app.add_middleware(SessionIdMiddleware)
+    app.add_middleware(RolloutPrefixMiddleware)
     return app
 
 

@@ -3,7 +3,9 @@
 * An unhandled exception in a route becomes ``500 {"error": {"type", "message", "server"}}`` and
   is logged with its traceback. For a tool, the agent passes this body back to the model as the
   tool's output; for ``/verify`` the agent records the rollout as a verifier failure.
-* ``HTTPException`` keeps its status and detail.
+* ``HTTPException`` answers FastAPI's own ``{"detail": ...}`` body with its status and headers,
+  as on NeMo Gym: a tool that raises ``HTTPException(404, "no such file")`` reads to the model
+  exactly as it does there.
 * A request that fails validation becomes ``422`` with pydantic's errors (which name the fields);
   the body is logged at debug level only, since it may hold prompts.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -33,13 +36,10 @@ def install_error_handlers(app: FastAPI, server_name: str) -> None:
 
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        body = error_body("HTTPException", str(exc.detail), server_name, status=exc.status_code)
-        return Response(
-            body,
-            status_code=exc.status_code,
-            media_type="application/json",
-            headers=getattr(exc, "headers", None),
+        logger.debug(
+            "%s %s: HTTP %d: %s", request.method, request.url.path, exc.status_code, exc.detail
         )
+        return await http_exception_handler(request, exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -55,6 +55,17 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
+class BodyReader:
+    """``response.content`` of a read response: ``await response.content.read()`` is the body,
+    as on an aiohttp response (code written for NeMo Gym reads tool outputs this way)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._body if n < 0 else self._body[:n]
+
+
 @dataclass
 class HttpResponse:
     """A fully read HTTP response (the body is bytes; ``json()`` parses it)."""
@@ -78,6 +89,11 @@ class HttpResponse:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def content(self) -> BodyReader:
+        """The body behind aiohttp's stream interface (``await .content.read()``)."""
+        return BodyReader(self.body)
 
     def json_sync(self) -> Any:
         return orjson.loads(self.body)

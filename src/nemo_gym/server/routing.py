@@ -4,13 +4,19 @@ FastAPI's default path for ``-> SomeModel`` endpoints dumps the model to a dict,
 again against the response model and serialises it in Python; for the large Responses objects on
 the rollout hot path that costs more than everything else the route does. When an endpoint
 declares no explicit ``response_model`` we answer with ``model_dump_json()`` instead (pydantic's
-Rust serialiser). An explicit ``response_model=`` keeps FastAPI's behaviour.
+Rust serialiser), keeping the headers and status an endpoint set on an injected ``Response``
+(NeMo Gym's agents copy cookies onto theirs). An explicit ``response_model=`` keeps FastAPI's
+behaviour.
+
+:class:`RolloutPrefixMiddleware` routes NeMo Gym's per-rollout paths
+(``/ng-rollout/<id>/v1/responses``) to the route they name.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +27,15 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+#: A rollout may address a server under ``/ng-rollout/<rollout id>[/training-token-capture]``
+#: (NeMo Gym's per-rollout model URLs); the prefix is removed before routing.
+ROLLOUT_PATH_PREFIX = "ng-rollout"
+TOKEN_CAPTURE_PATH_SEGMENT = "training-token-capture"
+_ROLLOUT_PREFIX = re.compile(
+    rf"^/{ROLLOUT_PATH_PREFIX}/(?P<rollout_id>[^/]+)(?:/{TOKEN_CAPTURE_PATH_SEGMENT})?(?=/|$)"
+)
 
 
 class JSONResponseBytes(Response):
@@ -29,14 +44,43 @@ class JSONResponseBytes(Response):
     media_type = "application/json"
 
 
+def _response_params(endpoint: Callable[..., Any]) -> list[str]:
+    """Names of the endpoint's parameters that FastAPI fills with the outgoing ``Response``."""
+    names = []
+    for name, param in inspect.signature(endpoint).parameters.items():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            if annotation.rsplit(".", 1)[-1] == "Response":
+                names.append(name)
+        elif isinstance(annotation, type) and issubclass(annotation, Response):
+            names.append(name)
+    return names
+
+
+def _answer(result: BaseModel, kwargs: dict[str, Any], response_params: list[str]) -> Response:
+    """``result`` as JSON, with the headers (cookies) and status the endpoint set on its
+    injected ``Response`` (FastAPI applies those only to values it serialises itself)."""
+    out = JSONResponseBytes(result.model_dump_json())
+    for name in response_params:
+        injected = kwargs.get(name)
+        if isinstance(injected, Response):
+            out.raw_headers.extend(
+                (k, v) for k, v in injected.raw_headers if k != b"content-length"
+            )
+            if injected.status_code:
+                out.status_code = injected.status_code
+    return out
+
+
 def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    response_params = _response_params(endpoint)
     if not inspect.iscoroutinefunction(endpoint):
 
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             result = endpoint(*args, **kwargs)
             if isinstance(result, BaseModel):
-                return JSONResponseBytes(result.model_dump_json())
+                return _answer(result, kwargs, response_params)
             return result
 
         return sync_wrapper
@@ -45,7 +89,7 @@ def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = await endpoint(*args, **kwargs)
         if isinstance(result, BaseModel):
-            return JSONResponseBytes(result.model_dump_json())
+            return _answer(result, kwargs, response_params)
         return result
 
     return wrapper
@@ -94,3 +138,23 @@ def add_post_route(app: FastAPI, path: str, endpoint: Callable[..., Any]) -> Non
         app.router.routes.append(Route(path, fast, methods=["POST"]))
     else:
         app.post(path)(endpoint)
+
+
+class RolloutPrefixMiddleware:
+    """Serve ``/ng-rollout/<id>[/training-token-capture]/<path>`` as ``/<path>``.
+
+    The rollout id is kept in ``request.state.rollout_id``. Gym does not capture model calls per
+    rollout; the prefix is accepted so that code addressing a model through it is routed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(f"/{ROLLOUT_PATH_PREFIX}/"):
+            match = _ROLLOUT_PREFIX.match(scope["path"])
+            if match is not None:
+                path = scope["path"][match.end() :] or "/"
+                state = {**scope.get("state", {}), "rollout_id": match["rollout_id"]}
+                scope = {**scope, "path": path, "raw_path": path.encode(), "state": state}
+        await self.app(scope, receive, send)

@@ -3,7 +3,12 @@
 The agent gives each rollout one session id and sends it to the resources and model servers in
 the ``X-Gym-Session`` header, so per-rollout state (``seed_session`` -> tools -> ``verify``) is
 keyed the same way everywhere. Clients that carry cookies instead (NeMo Gym-style agents, test
-clients) get a ``gym_session`` cookie on their first request and are recognised by it after.
+clients) are recognised by the ``gym_session`` cookie.
+
+Every response carries the ``gym_session`` cookie of the request's session, as NeMo Gym's
+servers do: agents written for NeMo Gym replace their cookies with ``response.cookies`` after
+each call, so a response without the cookie would start a new session on the next call. A
+request that brought no session gets a new id.
 
 This is a pure ASGI middleware rather than Starlette's signed-cookie ``SessionMiddleware``: it
 runs on every request of every rollout, and the session holds only an id, nothing to sign.
@@ -37,27 +42,17 @@ def _from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class _NewSession(dict[str, str]):
-    """A session for a request that brought none: the id is made when first read."""
-
-    issued = False
-
-    def __missing__(self, key: str) -> str:
-        if key != SESSION_ID_KEY:
-            raise KeyError(key)
-        self[key] = value = uuid.uuid4().hex
-        self.issued = True
-        return value
-
-    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return self[key] if key == SESSION_ID_KEY else super().get(key, default)
+def session_cookie(session_id: str) -> bytes:
+    """The ``Set-Cookie`` value that carries ``session_id``."""
+    return f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=lax".encode("latin-1")
 
 
 class SessionIdMiddleware:
-    """Put ``{"session_id": ...}`` in ``scope["session"]``.
+    """Put ``{"session_id": ...}`` in ``scope["session"]`` and set its cookie on the response.
 
-    A request without a session gets an id (and a cookie carrying it) only if the route reads
-    it, so routes that do not use sessions cost no cookie.
+    The id comes from the ``X-Gym-Session`` header, else the ``gym_session`` cookie, else is new.
+    The cookie is appended after any the route set, so a route that copies cookies from other
+    servers' responses onto its own (as NeMo Gym's agents do) cannot replace its own session.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -67,19 +62,13 @@ class SessionIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        session_id = _from_headers(scope["headers"])
-        if session_id is not None:
-            scope["session"] = {SESSION_ID_KEY: session_id}
-            await self.app(scope, receive, send)
-            return
-        session = scope["session"] = _NewSession()
+        session_id = _from_headers(scope["headers"]) or uuid.uuid4().hex
+        scope["session"] = {SESSION_ID_KEY: session_id}
+        cookie = session_cookie(session_id)
 
         async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start" and session.issued:
-                cookie = (
-                    f"{SESSION_COOKIE}={session[SESSION_ID_KEY]}; Path=/; HttpOnly; SameSite=lax"
-                )
-                message["headers"] = [*message.get("headers", ()), (b"set-cookie", cookie.encode())]
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"set-cookie", cookie)]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
