@@ -158,8 +158,9 @@ def estimate_mean(
         low, high = wilson_interval(ones, n, confidence)
         return MeanEstimate(n, mean, std, low, high, "wilson", confidence)
     bounds = t_interval(mean, std, n, confidence)
-    low, high = bounds if bounds else (None, None)
-    return MeanEstimate(n, mean, std, low, high, "t", confidence)
+    if bounds is None:
+        return MeanEstimate(n, mean, std, None, None, "t", confidence)
+    return MeanEstimate(n, mean, std, bounds[0], bounds[1], "t", confidence)
 
 
 class RunningMean:
