@@ -62,6 +62,8 @@ def test_frozen_example_parses_and_round_trips() -> None:
     completed = RolloutRow.model_validate(EXAMPLE["completed"])
     assert completed.model_extra == {"expected_city": "Paris"}
     assert completed.reward == 1.0 and completed.failure is None and completed.num_steps == 2
+    named_like_fields = {**EXAMPLE["completed"], "status": "x", "reward_": 2}
+    assert RolloutRow.model_validate(named_like_fields).to_row() == named_like_fields
     truncated = RolloutRow.model_validate(EXAMPLE["truncated"])
     assert truncated.failure is not None and truncated.failure.kind == "max_steps"
 

@@ -93,7 +93,7 @@ class RolloutRow(BaseModel):
     row has a reward and no failure.
     """
 
-    model_config = ConfigDict(extra="allow", validate_by_alias=True, validate_by_name=False)
+    model_config = ConfigDict(extra="allow")  # validated by alias (`_ng_...`) only
 
     responses_create_params: dict[str, Any]
     response: dict[str, Any] | None
