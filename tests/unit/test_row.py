@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.collect import run_one
-from nemo_gym.rollouts.inputs import expand
+from nemo_gym.rollouts.inputs import Task, expand, identify
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, finished_row
 from nemo_gym.rollouts.row import FAILED_KINDS, ROW_SCHEMA_VERSION, RolloutRow, row_status
 from nemo_gym.rollouts.summary import summarise
@@ -27,6 +27,15 @@ from nemo_gym.server.http_client import HttpResponse
 FROZEN = json.loads((Path(__file__).parent / "data" / "row_v1.json").read_text())
 EXAMPLE = {row["_ng_status"]: row for row in FROZEN}
 INPUT = {"responses_create_params": {"input": "What is 2 + 2?"}, "expected": 4}
+DECLARED = {f.alias or name for name, f in RolloutRow.model_fields.items()}
+REQUIRED = {f.alias or name for name, f in RolloutRow.model_fields.items() if f.is_required()}
+
+
+def collected_task() -> Task:
+    """A task as ``ng_collect_rollouts`` sends it: repeated, then identified."""
+    (task,) = expand([INPUT], 1)
+    identify(task, "0123456789abcdef", 0)
+    return task
 
 
 def json_type(value: Any) -> str:
@@ -36,15 +45,11 @@ def json_type(value: Any) -> str:
 
 
 def assert_same_layout(written: dict[str, Any], example: dict[str, Any]) -> None:
-    """Same Gym fields (every key the model declares) with the same JSON types where set."""
-    declared = {f.alias or name for name, f in RolloutRow.model_fields.items()}
-    assert declared <= written.keys() and declared <= example.keys()
-    assert {k for k in written if k.startswith("_ng_")} == declared - {
-        "responses_create_params",
-        "response",
-        "reward",
-    }
-    for key in declared - {"responses_create_params", "response"}:
+    """Same Gym fields as the example (every key the model declares) with the same JSON types
+    where both are set, and a valid row."""
+    assert {k for k in written if k.startswith("_ng_")} == {k for k in example if k[:4] == "_ng_"}
+    assert DECLARED <= written.keys()
+    for key in DECLARED - {"responses_create_params", "response"}:
         a, b = written[key], example[key]
         if a is not None and b is not None:
             assert json_type(a) == json_type(b), key
@@ -69,10 +74,22 @@ def test_frozen_example_parses_and_round_trips() -> None:
 
 
 def test_frozen_example_declares_every_field_of_the_model() -> None:
-    declared = {f.alias or name for name, f in RolloutRow.model_fields.items()}
     for raw in FROZEN:
-        assert declared <= raw.keys()
-    assert set(EXAMPLE["completed"]) - declared == {"expected_city"}
+        assert DECLARED <= raw.keys()
+        assert {k for k in raw if k.startswith("_ng_")} <= DECLARED
+    assert set(EXAMPLE["completed"]) - DECLARED == {"expected_city"}
+
+
+def test_a_row_returned_outside_ng_collect_rollouts_needs_only_the_required_fields() -> None:
+    bare = {k: v for k, v in EXAMPLE["completed"].items() if k in REQUIRED}
+    assert RolloutRow.model_validate(bare).to_row() == bare
+    assert REQUIRED == DECLARED - {
+        "_ng_rollout_index",
+        "_ng_run_key",
+        "_ng_attempt_index",
+        "_ng_group_id",
+        "_ng_rollout_id",
+    }
 
 
 @pytest.mark.parametrize(
@@ -95,7 +112,7 @@ def test_inconsistent_rows_are_rejected(change: dict[str, Any], message: str) ->
 
 
 def test_rows_built_by_agents_match_the_frozen_layout() -> None:
-    (task,) = expand([INPUT], 1)
+    task = collected_task()
     started = time.monotonic()
     verified = {**task.row, "response": {"id": "r", "output": []}, "reward": 1, "judge": "ok"}
     assert_same_layout(
@@ -146,7 +163,7 @@ def http(status: int, body: Any) -> FakeHttp:
 async def test_rows_written_by_the_collector_match_the_frozen_layout(
     client: FakeHttp, status: str, kind: str | None
 ) -> None:
-    (task,) = expand([INPUT], 1)
+    task = collected_task()
     row, raw = await run_one(client, "http://agent/run", task, 5.0)  # type: ignore[arg-type]
     assert raw is None and row["_ng_status"] == status
     assert (row["_ng_failure"] or {}).get("kind") == kind

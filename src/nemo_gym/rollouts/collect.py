@@ -60,6 +60,9 @@ async def run_one(
         return failed("agent_error", "agent answered something other than an object")
     if STATUS_KEY in row and "_ng_task_index" in row and b"\n" not in resp.body:
         return row, resp.body
+    for key, value in task.row.items():  # Gym's ids, which an agent may not echo back
+        if key.startswith("_ng_"):
+            row.setdefault(key, value)
     row.setdefault("_ng_task_index", task.task_index)
     row.setdefault("_ng_repeat_index", task.repeat_index)
     row.setdefault("_ng_schema_version", ROW_SCHEMA_VERSION)

@@ -14,6 +14,13 @@ verifier's own fields, kept as extra fields), plus Gym's bookkeeping under ``_ng
   ``_ng_elapsed_s``: wall time of the rollout.
 * ``_ng_task_index`` / ``_ng_repeat_index``: which input row and which repeat (set by the
   collector).
+* Set by ``ng_collect_rollouts`` (``inputs.identify``), absent from rows an agent returns to
+  other callers: ``_ng_rollout_index`` (NeMo Gym's name for the repeat), ``_ng_run_key`` and
+  ``_ng_attempt_index`` (which run wrote the row, which attempt; ``resume``), ``_ng_group_id``
+  and ``_ng_rollout_id``.
+
+A field may be added (optional) within a version; renaming, removing or retyping one needs a new
+:data:`ROW_SCHEMA_VERSION` and a new frozen example beside the old ones.
 
 :func:`row_status` is the one reading of a row's status, used by the collector (``collect``),
 the summary (``summary``), the viewer and the exports. ``records`` builds rows in this layout;
@@ -105,6 +112,11 @@ class RolloutRow(BaseModel):
     elapsed_s: float = Field(alias="_ng_elapsed_s", ge=0)
     task_index: int = Field(alias="_ng_task_index", ge=0)
     repeat_index: int = Field(alias="_ng_repeat_index", ge=0)
+    rollout_index: int | None = Field(default=None, alias="_ng_rollout_index", ge=0)
+    run_key: str | None = Field(default=None, alias="_ng_run_key")
+    attempt_index: int | None = Field(default=None, alias="_ng_attempt_index", ge=0)
+    group_id: str | None = Field(default=None, alias="_ng_group_id")
+    rollout_id: str | None = Field(default=None, alias="_ng_rollout_id")
 
     @model_validator(mode="after")
     def _status_agrees(self) -> RolloutRow:
@@ -121,5 +133,6 @@ class RolloutRow(BaseModel):
         return self
 
     def to_row(self) -> dict[str, Any]:
-        """The row as written to the output JSONL (``_ng_`` keys, extras kept)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The row as written to the output JSONL (``_ng_`` keys, extras kept, unset optional
+        fields left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
