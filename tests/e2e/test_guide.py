@@ -214,7 +214,8 @@ def test_ctrl_c_during_collection_leaves_only_whole_lines_and_resume_finishes(
     assert resumed.wait(60) == 0, resumed.text
     rows = [json.loads(line) for line in out.read_bytes().splitlines()]
     assert sorted(r["_ng_task_index"] for r in rows) == list(range(30))
-    assert "mean reward 1 over 30 of 30 rows, 0 failed" in resumed.text
+    # 30 of 30 rewards of 1: the Wilson interval is [0.886, 1]
+    assert "mean reward 1 (95% CI 0.886 to 1) over 30 of 30 rows, 0 failed" in resumed.text
 
 
 def test_ctrl_c_stops_everything_and_exits_zero(base_url: str) -> None:

@@ -74,7 +74,7 @@ def test_walkthrough_on_the_embedded_model(tmp_path: Path) -> None:
             assert row["_ng_status"] in ("completed", "truncated")
             assert row["reward"] == 1.0
             assert row["response"]["model"] == "SmolLM2-135M-Instruct"
-        assert "mean reward 1 over 10 of 10 rows" in collect.text
+        assert "mean reward 1 (95% CI 0.722 to 1) over 10 of 10 rows" in collect.text
     finally:
         run.stop()
     assert run.popen.returncode == 0

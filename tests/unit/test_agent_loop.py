@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from nemo_gym.base_resources_server import BaseVerifyRequest, BaseVerifyResponse
 from nemo_gym.head.client import ServerClient
+from nemo_gym.rollouts.row import RolloutRow
 from resources_servers.example_single_tool_call.app import (
     ExampleSingleToolCallConfig,
     ExampleSingleToolCallServer,
@@ -115,9 +116,12 @@ async def run_row() -> AsyncIterator[RunRow]:
                         },
                         **extra,
                     }
+                    row = {"_ng_task_index": 0, "_ng_repeat_index": 0, **row}  # as collected
                     resp = await client.post("/run", json=row)
                     assert resp.status_code == 200, resp.text
-                    return orjson.loads(resp.content)
+                    out: dict[str, Any] = orjson.loads(resp.content)
+                    RolloutRow.model_validate(out)  # every row the agent writes is a valid row
+                    return out
 
                 yield run
             await agent.server_client.close()

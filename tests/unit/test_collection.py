@@ -100,7 +100,8 @@ def test_failed_rows_are_counted_not_averaged_as_zero() -> None:
     assert summary.averages() == {"reward": 0.5, "accuracy": 0.5}
     assert summary.scored == 2 and summary.total == 4
     assert summary.line() == (
-        "mean reward 0.5 over 2 of 4 rows, 1 truncated and included (max_steps: 1), "
+        "mean reward 0.5 (95% CI 0.0945 to 0.905) over 2 of 4 rows, "
+        "1 truncated and included (max_steps: 1), "
         "2 failed (model_error: 2)"
     )
 

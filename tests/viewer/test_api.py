@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nemo_gym.rollouts.row import row_status
 from nemo_gym.viewer.app import CSP, ViewerSettings, create_app
-from nemo_gym.viewer.stats import pass_at_k
+from nemo_gym.viewer.rowinfo import summarize
 from tests.viewer.factory import XSS, append_jsonl, row, sample_rows, write_jsonl
 
 
@@ -50,7 +51,10 @@ async def test_summary_numbers(client: httpx.AsyncClient) -> None:
     std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / 5)
     r = s["reward"]
     assert r["n"] == 6 and r["mean"] == pytest.approx(mean)
-    assert r["ci_high"] - mean == pytest.approx(2.571 * std / math.sqrt(6))  # t, 5 df
+    t_975_5 = 2.5705818356363146  # scipy.stats.t.ppf(0.975, 5): rewards not all 0/1, so t
+    assert r["ci_method"] == "t"
+    assert r["ci_high"] - mean == pytest.approx(t_975_5 * std / math.sqrt(6), rel=1e-9)
+    assert mean - r["ci_low"] == pytest.approx(t_975_5 * std / math.sqrt(6), rel=1e-9)
     assert sum(b["count"] for b in s["histogram"]) == 6
     assert s["histogram"][0]["lo"] == 0.0 and s["histogram"][-1]["hi"] == 1.0
     assert s["histogram"][-1]["count"] == 3
@@ -64,11 +68,25 @@ async def test_summary_numbers(client: httpx.AsyncClient) -> None:
     assert s["malformed"][0]["line"] == 7 and "invalid JSON" in s["malformed"][0]["error"]
 
 
-def test_pass_at_k_estimator() -> None:
-    assert pass_at_k(5, 0, 3) == 0.0
-    assert pass_at_k(5, 5, 1) == 1.0
-    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
-    assert pass_at_k(4, 1, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(4, 2))
+async def test_summary_interval_of_0_1_rewards_is_wilson(tmp_path: Path) -> None:
+    rewards = [1.0] * 7 + [0.0] * 3
+    path = write_jsonl(tmp_path / "w.jsonl", [row(i, reward=r) for i, r in enumerate(rewards)])
+    app = create_app(ViewerSettings(paths=[path]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        r = (await get(c, "/api/files/0/summary"))["reward"]
+    # scipy.stats.binomtest(7, 10).proportion_ci(method="wilson")
+    assert r["ci_method"] == "wilson"
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((0.396778147461, 0.892208732594), 1e-10)
+
+
+async def test_one_graded_reward_has_no_interval(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "one.jsonl", [row(0, reward=0.5)])
+    app = create_app(ViewerSettings(paths=[path]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        r = (await get(c, "/api/files/0/summary"))["reward"]
+    assert r["n"] == 1 and r["mean"] == 0.5 and r["ci_low"] is None and r["ci_high"] is None
 
 
 async def test_pass_threshold_is_configurable(files: list[Path]) -> None:
@@ -239,3 +257,34 @@ def test_static_front_end_never_uses_inner_html() -> None:
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in text, f"{name} uses {sink}"
     assert "<script>" not in (static / "index.html").read_text()  # no inline script
+
+
+ROWS_OF_OTHER_TOOLS = [
+    {"reward": 0.5},
+    {"reward": 0},
+    {"reward": None},
+    {"reward": True},  # a boolean is not a reward
+    {"reward": "1"},
+    {"reward": 1.0, "_ng_status": "unknown"},
+    {"reward": None, "_ng_status": "truncated"},  # an explicit status wins
+    {},
+]
+
+
+def test_viewer_reads_status_by_the_rollouts_rule() -> None:
+    for r in ROWS_OF_OTHER_TOOLS:
+        assert summarize(r).status == row_status(r), r
+
+
+async def test_rows_without_gym_keys_are_counted_by_that_rule(tmp_path: Path) -> None:
+    params = {"responses_create_params": {"input": "hi"}}
+    path = write_jsonl(tmp_path / "other.jsonl", [{**params, **r} for r in ROWS_OF_OTHER_TOOLS])
+    app = create_app(ViewerSettings(paths=[path]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        s = await get(c, "/api/files/0/summary")
+    assert s["status_counts"] == {"completed": 3, "truncated": 1, "failed": 4, "malformed": 0}
+    assert {(k["status"], k["kind"]): k["count"] for k in s["failure_kinds"]} == {
+        ("failed", "no_reward"): 4
+    }
+    assert s["reward"]["n"] == 3 and s["reward"]["mean"] == pytest.approx(0.5)

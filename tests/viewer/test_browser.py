@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.helpers import BIN
 from tests.viewer.factory import XSS, append_jsonl, row, sample_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
     live = write_jsonl(tmp / "live.jsonl", [row(0, reward=1.0), row(1, reward=0.0)])
     port = free_port()
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/ng_viewer"), f"+jsonl_fpath=[{a},{b},{live}]", f"+port={port}"],
+        [str(BIN / "ng_viewer"), f"+jsonl_fpath=[{a},{b},{live}]", f"+port={port}"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -111,7 +112,9 @@ def test_overview_numbers(page: Page, served: tuple[str, list[Path]]) -> None:
     assert stat(page, "completed") == "5" and stat(page, "failed") == "1"
     assert stat(page, "truncated") == "1" and stat(page, "malformed") == "1"
     assert stat(page, "mean") == "0.625"
-    expect(page.locator('[data-stat="mean"] .sub')).to_contain_text("95% CI [0.163, 1.087]")
+    expect(page.locator('[data-stat="mean"] .sub')).to_contain_text(
+        "95% CI [0.163, 1.087] (Student t)"
+    )
     assert stat(page, "pass1") == "37.5%"
     expect(page.locator(".kinds")).to_contain_text("verifier_error")
     expect(page.locator(".hist .bar")).to_have_count(10)

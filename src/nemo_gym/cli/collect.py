@@ -36,8 +36,9 @@ DEFAULT_PARALLEL = 64
 class CollectParams(BaseModel):
     """Collect verified rollouts: post every row of the input JSONL to an agent's /run (while
     ng_run serves it) and append each result row to the output JSONL as soon as it finishes.
-    Prints the average of every numeric field over the scored rows, and counts failed rows
-    separately (they are written, with _ng_status "failed", never averaged in as 0)."""
+    Prints the average of every numeric field over the scored rows and the mean reward's 95%
+    confidence interval (Wilson when every reward is 0 or 1, else Student t), and counts failed
+    rows separately (they are written, with _ng_status "failed", never averaged in as 0)."""
 
     agent_name: str = Field(
         description="Instance name of the agent to run, e.g. example_single_tool_call_simple_agent."

@@ -17,21 +17,16 @@ from typing import Any
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.output import RowWriter
-from nemo_gym.rollouts.records import FAILURE_KEY, ROW_SCHEMA_VERSION, STATUS_KEY, failure_info
+from nemo_gym.rollouts.records import RolloutFailure, failed_row, failure_info
+from nemo_gym.rollouts.row import (
+    FAILURE_KEY,
+    ROW_SCHEMA_VERSION,
+    STATUS_KEY,
+    FailedKind,
+    row_status,
+)
 from nemo_gym.rollouts.summary import RunSummary
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
-
-
-def _failed(task: Task, kind: str, message: str, started: float) -> dict[str, Any]:
-    return {
-        **task.row,
-        "response": None,
-        "reward": None,
-        "_ng_schema_version": ROW_SCHEMA_VERSION,
-        STATUS_KEY: "failed",
-        FAILURE_KEY: failure_info(kind, message),
-        "_ng_elapsed_s": round(time.monotonic() - started, 4),
-    }
 
 
 async def run_one(
@@ -44,38 +39,53 @@ async def run_one(
         agent's complete single-line row), which saves serialising the row again.
     """
     started = time.monotonic()
+
+    def failed(kind: FailedKind, message: str) -> tuple[dict[str, Any], None]:
+        return failed_row(task.row, RolloutFailure(kind, message), started), None
+
     try:
         resp = await http.request(
             "POST", run_url, json=task.row, timeout_s=timeout_s, retry=NO_RETRY
         )
     except UpstreamError as exc:
-        kind = "timeout" if exc.kind == "timeout" else "agent_error"
-        return _failed(task, kind, str(exc), started), None
+        return failed("timeout" if exc.kind == "timeout" else "agent_error", str(exc))
     if not resp.ok:
-        return _failed(
-            task,
-            "agent_error",
-            f"agent answered HTTP {resp.status}: {resp.body[:2000].decode(errors='replace')}",
-            started,
-        ), None
+        text = resp.body[:2000].decode(errors="replace")
+        return failed("agent_error", f"agent answered HTTP {resp.status}: {text}")
     try:
         row = resp.json_sync()
     except ValueError as exc:
-        return _failed(task, "agent_error", f"agent answered invalid JSON: {exc}", started), None
+        return failed("agent_error", f"agent answered invalid JSON: {exc}")
     if not isinstance(row, dict):
-        return _failed(
-            task, "agent_error", "agent answered something other than an object", started
-        ), None
+        return failed("agent_error", "agent answered something other than an object")
     if STATUS_KEY in row and "_ng_task_index" in row and b"\n" not in resp.body:
         return row, resp.body
+    for key, value in task.row.items():  # Gym's ids, which an agent may not echo back
+        if key.startswith("_ng_"):
+            row.setdefault(key, value)
     row.setdefault("_ng_task_index", task.task_index)
     row.setdefault("_ng_repeat_index", task.repeat_index)
     row.setdefault("_ng_schema_version", ROW_SCHEMA_VERSION)
     if STATUS_KEY not in row:  # an agent written for NeMo Gym: its row is a verify response
-        ok = isinstance(row.get("reward"), (int, float))
-        row[STATUS_KEY] = "completed" if ok else "failed"
-        row[FAILURE_KEY] = None if ok else failure_info("verifier_error", "no numeric reward")
+        _complete_foreign_row(row, started)
     return row, None
+
+
+def _complete_foreign_row(row: dict[str, Any], started: float) -> None:
+    """Add Gym's status keys to a row from an agent that writes none (status by ``row_status``).
+
+    A row without a numeric reward is failed: its reward becomes ``null`` and the value it had
+    is quoted in the failure message, so nothing is silently scored.
+    """
+    status = row[STATUS_KEY] = row_status(row)
+    if status == "failed":
+        message = f"the agent's row has no numeric reward (reward: {row.get('reward')!r:.200})"
+        row["reward"] = None
+        row[FAILURE_KEY] = failure_info("verifier_error", message)
+    else:
+        row[FAILURE_KEY] = None
+    row.setdefault("_ng_num_steps", None)
+    row.setdefault("_ng_elapsed_s", round(time.monotonic() - started, 4))
 
 
 async def collect(

@@ -1,18 +1,8 @@
-"""The output row of one rollout, and how a failure is recorded on it.
+"""Building output rows: a verified rollout's row, a failed one's, and the failure it records.
 
-A row is the input row, overlaid with what ``/verify`` answered (``response``, ``reward`` and the
-verifier's fields), plus Gym's bookkeeping under ``_ng_`` keys:
-
-* ``_ng_schema_version``: version of this layout (:data:`ROW_SCHEMA_VERSION`).
-* ``_ng_status``: ``"completed"`` (the model finished and was verified), ``"truncated"`` (verified,
-  but the trajectory was cut: ``max_steps`` reached or the model's output truncated) or
-  ``"failed"`` (no reward: ``reward`` is ``null``).
-* ``_ng_failure``: ``{"kind", "message", "step"}`` for failed and truncated rows, else ``null``.
-  Kinds: ``model_error``, ``tool_error``, ``seed_error``, ``verifier_error``, ``timeout``,
-  ``agent_error``, ``invalid_input`` (failed); ``max_steps``, ``truncated`` (truncated).
-* ``_ng_num_steps``: model calls made; ``_ng_elapsed_s``: wall time of the rollout.
-* ``_ng_task_index`` / ``_ng_repeat_index``: which input row and which repeat (set by the
-  collector).
+The layout (and the status rule) is :mod:`nemo_gym.rollouts.row`; agents build their rows here
+(:func:`finished_row`, :func:`failed_row`, raising :class:`RolloutFailure` inside the loop), and
+the collector builds the rows of rollouts the agent could not answer with :func:`failed_row`.
 """
 
 from __future__ import annotations
@@ -20,9 +10,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-ROW_SCHEMA_VERSION = 1
-STATUS_KEY = "_ng_status"
-FAILURE_KEY = "_ng_failure"
+from nemo_gym.rollouts.row import (
+    FAILURE_KEY,
+    ROW_SCHEMA_VERSION,
+    STATUS_KEY,
+    FailedKind,
+    FailureKind,
+    StopReason,
+)
+
+__all__ = [
+    "FAILURE_KEY",
+    "ROW_SCHEMA_VERSION",
+    "STATUS_KEY",
+    "RolloutFailure",
+    "failed_row",
+    "failure_info",
+    "finished_row",
+]
 
 
 class RolloutFailure(Exception):
@@ -30,7 +35,7 @@ class RolloutFailure(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: FailedKind,
         message: str,
         *,
         step: int | None = None,
@@ -46,7 +51,7 @@ class RolloutFailure(Exception):
             self.partial_response["output"] = list(outputs)
 
 
-def failure_info(kind: str, message: str, step: int | None = None) -> dict[str, Any]:
+def failure_info(kind: FailureKind, message: str, step: int | None = None) -> dict[str, Any]:
     """The ``_ng_failure`` object."""
     return {"kind": kind, "message": message[:4000], "step": step}
 
@@ -70,7 +75,7 @@ def failed_row(
 
 
 def finished_row(
-    row: dict[str, Any], verified: dict[str, Any], stop: str, steps: int, started: float
+    row: dict[str, Any], verified: dict[str, Any], stop: StopReason, steps: int, started: float
 ) -> dict[str, Any]:
     """A row for a verified rollout; ``stop`` is ``completed``, ``max_steps`` or ``truncated``."""
     out = {**row, **verified}

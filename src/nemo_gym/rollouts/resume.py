@@ -29,6 +29,7 @@ import orjson
 
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.rollouts.output import manifest_path, read_existing, rewrite_locked
+from nemo_gym.rollouts.row import row_status
 
 RUN_KEY = "_ng_run_key"
 ATTEMPT_KEY = "_ng_attempt_index"
@@ -143,7 +144,7 @@ def plan_run(
         latest[_key_of(row)] = row
     plan = ResumePlan(key)
     for task, row in latest.items():
-        if row.get("_ng_status") != "failed":
+        if row_status(row) != "failed":
             plan.done.add(task)
             continue
         attempts = int(row.get(ATTEMPT_KEY) or 0) + 1

@@ -21,11 +21,11 @@ from typing import Any
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.collect import run_one
 from nemo_gym.rollouts.inputs import Task
-from nemo_gym.rollouts.records import FAILURE_KEY, STATUS_KEY
+from nemo_gym.rollouts.row import FAILURE_KEY, row_status
 from nemo_gym.server.http_client import HttpClient
 
-#: HTTP status a failed rollout is reported with, by failure kind.
-STATUS_OF_FAILURE = {
+#: HTTP status a failed rollout is reported with, by failure kind (every ``FailedKind``).
+STATUS_OF_FAILURE: dict[str, int] = {
     "invalid_input": 422,
     "timeout": 504,
     "model_error": 502,
@@ -117,7 +117,7 @@ class RolloutCollectionHelper:
                     )
             finally:
                 await finished()
-            if result.get(STATUS_KEY) == "failed":
+            if row_status(result) == "failed":
                 raise RolloutError(result)
             return row, result
 

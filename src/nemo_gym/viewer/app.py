@@ -22,9 +22,10 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from nemo_gym.viewer.compare import compare
-from nemo_gym.viewer.index import STATUSES, FileIndex
+from nemo_gym.viewer.index import FileIndex
 from nemo_gym.viewer.query import RowFilter, row_page
 from nemo_gym.viewer.schemas import (
+    STATUSES,
     CompareFilter,
     CompareResult,
     FileInfo,
@@ -74,12 +75,19 @@ def _info(index: FileIndex) -> FileInfo:
     )
 
 
+_STATUS_BY_NAME: dict[str, Status] = {status: status for status in STATUSES}
+
+
 def _statuses(raw: str | None) -> list[Status]:
-    names = [s.strip() for s in (raw or "").split(",") if s.strip()]
-    for name in names:
-        if name not in STATUSES:
+    out = []
+    for name in (s.strip() for s in (raw or "").split(",")):
+        if not name:
+            continue
+        status = _STATUS_BY_NAME.get(name)
+        if status is None:
             raise HTTPException(422, f"status: unknown status {name!r}; one of {STATUSES}")
-    return names  # type: ignore[return-value]  # checked against STATUSES above
+        out.append(status)
+    return out
 
 
 def create_app(settings: ViewerSettings, indexes: list[FileIndex] | None = None) -> FastAPI:
@@ -176,7 +184,7 @@ def create_app(settings: ViewerSettings, indexes: list[FileIndex] | None = None)
             return RowDetail(
                 id=row_id, line=line, file_id=file_id, status="malformed", raw=text, error=error
             )
-        status: Status = STATUSES[int(cols.status[row_id])]  # type: ignore[assignment]
+        status = STATUSES[int(cols.status[row_id])]
         return RowDetail(
             id=row_id, line=line, file_id=file_id, status=status, data=orjson.loads(raw)
         )

@@ -24,14 +24,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nemo_gym.viewer.table import (
-    COLUMN_TYPES,
-    MALFORMED,
-    STATUS_CODE,
-    STATUSES,
-    RowTable,
-    scan_range,
-)
+from nemo_gym.viewer.schemas import STATUSES
+from nemo_gym.viewer.table import COLUMN_TYPES, MALFORMED, STATUS_CODE, RowTable, scan_range
 
 __all__ = ["MALFORMED", "STATUSES", "STATUS_CODE", "Columns", "FileIndex"]
 

@@ -1,8 +1,9 @@
 """What the index keeps of one rollout row: status, reward, counts, tools, a preview, search text.
 
-The row layout is ``nemo_gym.rollouts.records``; rows written by other tools (no ``_ng_`` keys)
-are read too: a numeric ``reward`` makes them completed, none makes them failed. ``index`` calls
-:func:`summarize` once per line and stores the result in columns.
+The row layout is ``nemo_gym.rollouts.row``, and so is the status rule (:func:`row_status`):
+rows written by other tools (no ``_ng_`` keys) are read too, completed with a numeric ``reward``
+and failed (kind ``no_reward``) without one. ``index`` calls :func:`summarize` once per line
+and stores the result in columns.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 import orjson
 
+from nemo_gym.rollouts.row import FAILURE_KEY, RolloutStatus, numeric_reward, row_status
+
 PREVIEW_CHARS = 160
-_STATUSES = ("completed", "truncated", "failed")
 
 
 @dataclass(slots=True)
 class RowSummary:
-    status: str
+    status: RolloutStatus
     failure_kind: str
     reward: float  # NaN when not scored
     steps: int  # -1 when unknown
@@ -85,13 +87,11 @@ def _input_hash(items: Any) -> int:
 
 def summarize(row: dict[str, Any]) -> RowSummary:
     """Summarise one parsed row (never raises on odd shapes: missing parts become unknown)."""
-    status = row.get("_ng_status")
-    reward = _number(row.get("reward"), math.nan)
-    if status not in _STATUSES:
-        status = "completed" if not math.isnan(reward) else "failed"
-    if status == "failed":
+    status = row_status(row)
+    reward = numeric_reward(row)
+    if status == "failed" or reward is None:
         reward = math.nan
-    failure = row.get("_ng_failure")
+    failure = row.get(FAILURE_KEY)
     kind = ""
     texts: list[str] = []
     if isinstance(failure, dict):

@@ -1,5 +1,5 @@
 """Wire models of the viewer's JSON endpoints (``app``), built by ``stats``, ``query`` and
-``compare``."""
+``compare``; :data:`STATUSES` is the one list of the statuses a line can have."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Status = Literal["completed", "truncated", "failed", "malformed"]
+from nemo_gym.rollouts.row import ROLLOUT_STATUSES, RolloutStatus
+from nemo_gym.rollouts.stats import IntervalMethod
+
+#: A line's status: a row's (``nemo_gym.rollouts.row.row_status``), or not a JSON object at all.
+Status = RolloutStatus | Literal["malformed"]
+STATUSES: tuple[Status, ...] = (*ROLLOUT_STATUSES, "malformed")
 SortKey = Literal["line", "reward", "status", "steps", "tokens", "elapsed", "task"]
 TaskSort = Literal["task", "pass_rate", "mean_reward", "failed"]
 CompareFilter = Literal["changed", "better", "worse", "all"]
@@ -45,13 +50,15 @@ class KindCount(BaseModel):
 
 
 class RewardStats(BaseModel):
-    """Mean reward over scored rows (failed and malformed rows are excluded)."""
+    """Mean reward over scored rows (failed and malformed rows are excluded) with its 95%
+    confidence interval: ``wilson`` when every reward is 0 or 1, else ``t`` (None for one row)."""
 
     n: int
     mean: float
     std: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
+    ci_method: IntervalMethod
     min: float
     max: float
 

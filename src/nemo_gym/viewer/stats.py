@@ -4,7 +4,8 @@ Reads a :class:`nemo_gym.viewer.index.FileIndex`; answers ``app``'s summary and 
 Failed and malformed rows have no reward: they are counted, never averaged in as 0. A task is an
 input row (``_ng_task_index``, or the hash of ``responses_create_params.input`` when absent); its
 rollouts pass when ``reward >= pass_threshold``; pass@k is the unbiased estimator
-``1 - C(n-c, k) / C(n, k)`` over its n scored rollouts of which c passed.
+``1 - C(n-c, k) / C(n, k)`` over its n scored rollouts of which c passed. The interval and
+pass@k come from :mod:`nemo_gym.rollouts.stats`, as in ``ng_collect_rollouts``'s summary line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nemo_gym.rollouts.stats import estimate_mean, pass_at_k
 from nemo_gym.viewer.index import MALFORMED, STATUS_CODE, STATUSES, FileIndex
 from nemo_gym.viewer.schemas import (
     FileInfo,
@@ -28,34 +30,26 @@ from nemo_gym.viewer.schemas import (
     ToolCount,
 )
 
-# Two-sided 95% Student-t quantiles by degrees of freedom (written out: no scipy dependency).
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179]
-_T95 += [2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064]
-_T95 += [2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 _HIST_BINS = 10
 _MAX_MALFORMED_LISTED = 100
 
 
-def t_quantile_95(df: int) -> float:
-    if df <= len(_T95):
-        return _T95[df - 1]
-    return 2.021 if df <= 40 else 2.000 if df <= 60 else 1.980 if df <= 120 else 1.960
-
-
 def reward_stats(rewards: np.ndarray) -> RewardStats | None:
-    """Mean, sample std and the t-based 95% confidence interval of the mean."""
+    """Mean, sample std and the 95% confidence interval of the mean (Wilson for 0/1, else t)."""
     n = len(rewards)
     if n == 0:
         return None
-    mean = float(rewards.mean())
+    ones = int(np.count_nonzero(rewards == 1.0))
+    binary = ones + int(np.count_nonzero(rewards == 0.0)) == n
     std = float(rewards.std(ddof=1)) if n > 1 else 0.0
-    half = t_quantile_95(n - 1) * std / math.sqrt(n) if n > 1 else 0.0
+    estimate = estimate_mean(n, float(rewards.mean()), std, ones if binary else None)
     return RewardStats(
         n=n,
-        mean=mean,
-        std=std,
-        ci_low=mean - half,
-        ci_high=mean + half,
+        mean=estimate.mean,
+        std=estimate.std,
+        ci_low=estimate.low,
+        ci_high=estimate.high,
+        ci_method=estimate.method,
         min=float(rewards.min()),
         max=float(rewards.max()),
     )
@@ -75,13 +69,6 @@ def histogram(rewards: np.ndarray) -> list[HistBin]:
         HistBin(lo=float(edges[i]), hi=float(edges[i + 1]), count=int(c))
         for i, c in enumerate(counts)
     ]
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one task (Chen et al. 2021), computed without huge binomials."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
 @dataclass(frozen=True)

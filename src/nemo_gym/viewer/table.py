@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from nemo_gym.viewer.rowinfo import summarize
+from nemo_gym.viewer.schemas import STATUSES
 
-STATUSES = ("completed", "truncated", "failed", "malformed")
 STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 MALFORMED = STATUS_CODE["malformed"]
 COLUMN_TYPES = {"line": "q", "status": "b", "kind": "h", "reward": "d", "steps": "q"}

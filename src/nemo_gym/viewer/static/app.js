@@ -110,6 +110,12 @@ function histogram(bins) {
     svg("text", { x: width - pad, y: height - 6, class: "tick end" }, fmt(hi, 2)));
 }
 
+function ciText(r) {
+  if (r.ci_low === null) return "one row: no interval";
+  const how = r.ci_method === "wilson" ? "Wilson, rewards 0/1" : "Student t";
+  return `95% CI [${fmt(r.ci_low)}, ${fmt(r.ci_high)}] (${how})`;
+}
+
 async function renderOverview(box, p, file) {
   const s = await get(`/api/files/${file.id}/summary`);
   const rowsLink = (extra) => link({ view: "rows", file: file.id, ...extra });
@@ -124,7 +130,7 @@ async function renderOverview(box, p, file) {
       card("failed", "Failed", fmt(c.failed), "no reward; not averaged", rowsLink({ status: "failed" })),
       c.malformed ? card("malformed", "Malformed lines", fmt(c.malformed), null, rowsLink({ status: "malformed" })) : null,
       card("mean", "Mean reward", r ? fmt(r.mean) : "–",
-        r ? `95% CI [${fmt(r.ci_low)}, ${fmt(r.ci_high)}] · n=${r.n}` : "no scored rows"),
+        r ? `${ciText(r)} · n=${r.n}` : "no scored rows"),
       card("pass1", `Pass@1 (reward ≥ ${s.pass_threshold})`, passAt1 ? pct(passAt1.value) : "–",
         passAt1 ? `over ${passAt1.tasks} tasks` : null),
     ),
