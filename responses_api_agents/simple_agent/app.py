@@ -257,10 +257,17 @@ def _tool_error(message: str) -> str:
 
 
 def _error_text(status: int, body: bytes) -> str:
+    """An error answer in one line: Gym's ``{"error": {type, message}}`` or FastAPI's
+    ``{"detail": ...}`` (an ``HTTPException``), else the start of the body."""
     try:
-        err = orjson.loads(body).get("error") or {}
-        if err.get("message"):
+        data = orjson.loads(body)
+        err = data.get("error") or {}
+        if isinstance(err, dict) and err.get("message"):
             return f"HTTP {status}: {err.get('type', 'error')}: {err['message']}"
+        detail = data.get("detail")
+        if detail:
+            text = detail if isinstance(detail, str) else orjson.dumps(detail).decode()
+            return f"HTTP {status}: {text[:1000]}"
     except (orjson.JSONDecodeError, AttributeError):
         pass
     return f"HTTP {status}: {body[:1000].decode(errors='replace')}"

@@ -197,3 +197,13 @@ async def test_invalid_create_params_fail_the_row(run_row: RunRow) -> None:
     row = await run_row("", raw={"responses_create_params": {"input": "hi", "temprature": 1}})
     assert row["_ng_status"] == "failed" and row["_ng_failure"]["kind"] == "invalid_input"
     assert "temprature" in row["_ng_failure"]["message"]
+
+
+def test_error_answers_read_as_one_line() -> None:
+    from responses_api_agents.simple_agent.app import _error_text
+
+    gym = b'{"error": {"type": "ToolError", "message": "no such city"}}'
+    assert _error_text(500, gym) == "HTTP 500: ToolError: no such city"
+    assert _error_text(404, b'{"detail": "Not Found"}') == "HTTP 404: Not Found"
+    assert _error_text(422, b'{"detail": [{"loc": ["body"]}]}') == 'HTTP 422: [{"loc":["body"]}]'
+    assert _error_text(502, b"<html>bad gateway") == "HTTP 502: <html>bad gateway"
