@@ -1,15 +1,22 @@
-"""``ng_test +should_validate_data=true``: an environment's example data fits its verifier.
+"""``ng_test +should_validate_data=true``: a resources server's example data, as NeMo Gym checks it.
 
-Checks ``data/example.jsonl`` the way ``ng_collect_rollouts`` reads input (file and line in
-every error), that it has at least :data:`MIN_EXAMPLES` tasks, and that every row is accepted by
-the request model of the server's ``verify`` (with a placeholder response), so a field the
-verifier needs cannot be missing from the data. Used by ``nemo_gym.cli.test_env``.
+:func:`validate_data` makes NeMo Gym's checks, in its order, each failure one error that says
+how to fix it: ``data/example.jsonl`` holds the example tasks; ``data/example_metrics.json``
+(written by ``ng_prepare_data +mode=example_validation``) counts as many examples; no
+``data/*conflict*`` file is left by ``ng_prepare_data``; ``data/example_rollouts.jsonl`` holds
+rollouts of them (``ng_collect_rollouts``). NeMo Gym wants exactly 5 tasks and 5 rollouts; Gym
+wants at least :data:`MIN_EXAMPLES` of each (a NeMo Gym environment passes both) and checks
+more: every task is read as ``ng_collect_rollouts`` reads input and is accepted by the request
+model of the server's ``verify`` (with a placeholder response), so a field the verifier needs
+cannot be missing (:func:`validate_example_data`), and every rollout is a JSON object with a
+numeric ``reward``. Used by ``nemo_gym.cli.test_env`` and ``nemo_gym.cli.test_all``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import sys
 import typing
 from pathlib import Path
@@ -17,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nemo_gym.core.errors import InputDataError
+from nemo_gym.core.errors import GymError, InputDataError
 from nemo_gym.resources.server import SimpleResourcesServer
 from nemo_gym.rollouts.inputs import read_rows
 from nemo_gym.scaffold.entrypoint import ServerFolder
@@ -77,3 +84,82 @@ def validate_example_data(folder: ServerFolder, data: Path | None = None) -> int
                 str(path), line_no, f"{key}: {err['msg']} (the {model.__name__} of verify)"
             ) from None
     return len(rows)
+
+
+def _configs_hint(folder: ServerFolder) -> str:
+    configs = sorted((folder.path / "configs").glob("*.yaml"))
+    name = configs[0].name if configs else f"{folder.name}.yaml"
+    return f"{folder.relative}/configs/{name}"
+
+
+def _check_metrics(folder: ServerFolder, count: int) -> None:
+    path = folder.path / "data" / "example_metrics.json"
+    if not path.is_file():
+        raise GymError(
+            f"{path} not found: summarise the example data with\n"
+            f'  ng_prepare_data "+config_paths=[{_configs_hint(folder)}]" '
+            f"+output_dirpath=results/{folder.name} +mode=example_validation\n"
+            "(the config's agent declares it under datasets: with type: example)"
+        )
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputDataError(str(path), exc.lineno, f"not valid JSON ({exc.msg})") from None
+    found = metrics.get("Number of examples") if isinstance(metrics, dict) else None
+    if found != count:
+        raise InputDataError(
+            str(path),
+            None,
+            f'"Number of examples" is {found!r} but data/example.jsonl has {count} tasks; '
+            "run ng_prepare_data +mode=example_validation again",
+        )
+
+
+def _check_rollouts(folder: ServerFolder) -> int:
+    path = folder.path / "data" / "example_rollouts.jsonl"
+    if not path.is_file():
+        raise GymError(
+            f"{path} not found: collect rollouts of the example data with\n"
+            f'  ng_run "+config_paths=[{_configs_hint(folder)},'
+            'responses_api_models/openai_model/configs/openai_model.yaml]"\n'
+            f"  ng_collect_rollouts +agent_name=<the config's agent> "
+            f"+input_jsonl_fpath={folder.relative}/data/example.jsonl "
+            f"+output_jsonl_fpath={folder.relative}/data/example_rollouts.jsonl +limit=5"
+        )
+    count = 0
+    for line_no, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputDataError(str(path), line_no, f"not valid JSON ({exc.msg})") from None
+        reward = row.get("reward") if isinstance(row, dict) else None
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+            raise InputDataError(
+                str(path), line_no, f"a rollout needs a numeric `reward` (got {reward!r})"
+            )
+        count += 1
+    if count < MIN_EXAMPLES:
+        raise InputDataError(
+            str(path), None, f"has {count} rollouts; an environment needs at least {MIN_EXAMPLES}"
+        )
+    return count
+
+
+def validate_data(folder: ServerFolder) -> tuple[int, int]:
+    """Make every check of the module docstring; return (tasks, rollouts).
+
+    Raises:
+        GymError: the first check that fails (``InputDataError`` when a file and line is known).
+    """
+    count = validate_example_data(folder)
+    _check_metrics(folder, count)
+    conflicts = sorted((folder.path / "data").glob("*conflict*"))
+    if conflicts:
+        names = ", ".join(p.name for p in conflicts)
+        raise GymError(
+            f"{folder.relative}/data has metrics conflict file(s) left by ng_prepare_data: "
+            f"{names}; resolve them (see that command's message) and delete them"
+        )
+    return count, _check_rollouts(folder)
