@@ -15,6 +15,8 @@ numeric ``reward``. Used by ``nemo_gym.cli.test_env`` and ``nemo_gym.cli.test_al
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import json
 import sys
@@ -30,6 +32,8 @@ from nemo_gym.rollouts.inputs import read_rows
 from nemo_gym.scaffold.entrypoint import ServerFolder
 
 MIN_EXAMPLES = 5
+#: The policy model's config, named in the commands the errors suggest.
+MODEL_CONFIG = "responses_api_models/openai_model/configs/openai_model.yaml"
 #: Stands in for the model's answer when checking rows against the verify request model.
 PLACEHOLDER_RESPONSE: dict[str, Any] = {
     "id": "resp_placeholder",
@@ -44,17 +48,61 @@ PLACEHOLDER_RESPONSE: dict[str, Any] = {
 
 
 def verify_request_model(folder: ServerFolder) -> type[BaseModel] | None:
-    """The pydantic model ``verify`` takes, from the folder's ``app.py`` (None if not found)."""
-    root = str(folder.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    module = importlib.import_module(f"{folder.server_type}.{folder.name}.app")
-    for _, cls in inspect.getmembers(module, inspect.isclass):
-        if issubclass(cls, SimpleResourcesServer) and cls.__module__ == module.__name__:
-            hint = typing.get_type_hints(cls.verify).get("body")
-            if isinstance(hint, type) and issubclass(hint, BaseModel):
-                return hint
-    return None
+    """The pydantic model ``verify`` takes, from the folder's ``app.py`` (None if not found).
+
+    The app is imported as ``<server_type>.<name>.app`` of this folder's project (whatever
+    other ``resources_servers`` package is importable), with the folder and the project root on
+    the path, as its tests and server see it: ``from .utils``, ``from utils`` and
+    ``from resources_servers.<name>.utils`` all work. Afterwards the modules it loaded from the
+    folder are forgotten, so the next folder's ``utils`` is its own.
+    """
+    before = set(sys.modules)
+    saved_path = list(sys.path)
+    package = f"{folder.server_type}.{folder.name}"
+    saved = {name: sys.modules.pop(name, None) for name in (folder.server_type, package)}
+    sys.path[:0] = [str(folder.path), str(folder.root)]
+    try:
+        _load_package(folder.server_type, folder.root / folder.server_type)
+        _load_package(package, folder.path)
+        module = importlib.import_module(f"{package}.app")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, SimpleResourcesServer) and cls.__module__ == module.__name__:
+                hint = typing.get_type_hints(cls.verify).get("body")
+                if isinstance(hint, type) and issubclass(hint, BaseModel):
+                    return hint
+        return None
+    finally:
+        sys.path[:] = saved_path
+        _forget_modules_of(folder, set(sys.modules) - before)
+        for name, previous in saved.items():
+            sys.modules.pop(name, None)
+            if previous is not None:
+                sys.modules[name] = previous
+
+
+def _load_package(name: str, path: Path) -> None:
+    """Put the package ``name`` in ``sys.modules``, made from the folder ``path``."""
+    init = path / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(
+            name, init, submodule_search_locations=[str(path)]
+        )
+    else:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(path)]
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if spec.loader is not None:
+        spec.loader.exec_module(module)
+
+
+def _forget_modules_of(folder: ServerFolder, names: set[str]) -> None:
+    package = f"{folder.server_type}.{folder.name}"
+    for name in names:
+        file = getattr(sys.modules.get(name), "__file__", None) or ""
+        if name == package or name.startswith(package + ".") or file.startswith(str(folder.path)):
+            sys.modules.pop(name, None)
 
 
 def validate_example_data(folder: ServerFolder, data: Path | None = None) -> int:
@@ -97,7 +145,7 @@ def _check_metrics(folder: ServerFolder, count: int) -> None:
     if not path.is_file():
         raise GymError(
             f"{path} not found: summarise the example data with\n"
-            f'  ng_prepare_data "+config_paths=[{_configs_hint(folder)}]" '
+            f'  ng_prepare_data "+config_paths=[{_configs_hint(folder)},{MODEL_CONFIG}]" '
             f"+output_dirpath=results/{folder.name} +mode=example_validation\n"
             "(the config's agent declares it under datasets: with type: example)"
         )
@@ -120,8 +168,7 @@ def _check_rollouts(folder: ServerFolder) -> int:
     if not path.is_file():
         raise GymError(
             f"{path} not found: collect rollouts of the example data with\n"
-            f'  ng_run "+config_paths=[{_configs_hint(folder)},'
-            'responses_api_models/openai_model/configs/openai_model.yaml]"\n'
+            f'  ng_run "+config_paths=[{_configs_hint(folder)},{MODEL_CONFIG}]"\n'
             f"  ng_collect_rollouts +agent_name=<the config's agent> "
             f"+input_jsonl_fpath={folder.relative}/data/example.jsonl "
             f"+output_jsonl_fpath={folder.relative}/data/example_rollouts.jsonl +limit=5"
