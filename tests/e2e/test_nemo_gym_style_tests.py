@@ -169,6 +169,17 @@ def test_ng_test_runs_the_tests_from_the_folder(project: Path) -> None:
     failing = ng_test(project, ENTRY)
     assert failing.wait(120) == 1, failing.text
     assert "1 failed, 1 passed" in failing.text
+    agent = project / "responses_api_agents" / "my_agent"
+    (agent / "tests").mkdir(parents=True)
+    (agent / "helper.py").write_text("ANSWER = 42\n")
+    (agent / "tests" / "test_helper.py").write_text(
+        "from helper import ANSWER\n\n\ndef test_answer():\n    assert ANSWER == 42\n"
+    )
+    agent_entry = "+entrypoint=responses_api_agents/my_agent"
+    agent_run = ng_test(project, agent_entry, "+should_validate_data=true")
+    assert agent_run.wait(120) == 0, agent_run.text  # as in NeMo Gym: no data checks for agents
+    assert "1 passed" in agent_run.text
+    assert "no data checks for responses_api_agents" in agent_run.text
 
 
 def test_data_validation_then_prepare_data_then_test_all(project: Path) -> None:
