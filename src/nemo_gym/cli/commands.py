@@ -11,7 +11,15 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "ng_init_resources_server",
         "Scaffold a new environment (+entrypoint=resources_servers/<name>) that passes its tests.",
     ),
-    ("ng_test", "Run one environment's tests (+entrypoint=resources_servers/<name>)."),
+    (
+        "ng_test",
+        "Run one server folder's tests from inside it (+entrypoint=resources_servers/<name>).",
+    ),
+    ("ng_test_all", "Run every server folder's tests and check every environment's data."),
+    (
+        "ng_prepare_data",
+        "Validate the datasets a config declares and collate them into train/validation files.",
+    ),
     (
         "ng_export",
         "Turn a rollout file into training data: tokens, trl, verl, sft or dpo (+format=...).",

@@ -3,9 +3,10 @@
 Validates the merged, resolved config and turns each instance into a :class:`ServerInstance`.
 Every error names the instance, the dotted key, and the file and line it was written in:
 an unknown server type (with a "did you mean"), a missing ``entrypoint``, a wrong value type,
-an implementation folder or entrypoint that does not exist, and a ``{type, name}`` reference to
-an instance that is not defined. Which settings an implementation accepts is checked by its own
-process (``server_settings``), which knows the implementation's config class.
+an implementation folder or entrypoint that does not exist, a ``domain`` NeMo Gym does not know,
+a ``datasets:`` entry that breaks its schema (``datasets.schema``), and a ``{type, name}``
+reference to an instance that is not defined. Which settings an implementation accepts is
+checked by its own process (``server_settings``), which knows the implementation's config class.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nemo_gym.config.loader import LoadedConfig
 from nemo_gym.config.settings import RESERVED_KEYS, check_global_settings
 from nemo_gym.core.errors import ConfigError
+from nemo_gym.datasets.schema import DatasetConfig as DatasetConfig  # re-exported
 
 ServerType = Literal["responses_api_models", "resources_servers", "responses_api_agents"]
 SERVER_TYPES: tuple[str, ...] = (
@@ -37,9 +39,13 @@ Domain = Literal[
     "long_context",
     "safety",
     "games",
+    "translation",
     "e2e",
+    "rlhf",
     "other",
 ]
+#: Every ``domain`` NeMo Gym accepts (its ``Domain`` enum, January 2026 and later).
+DOMAINS: tuple[str, ...] = get_args(Domain)
 
 
 class ServerRef(BaseModel):
@@ -49,18 +55,6 @@ class ServerRef(BaseModel):
 
     type: ServerType
     name: str
-
-
-class DatasetConfig(BaseModel):
-    """A dataset attached to an agent instance."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    type: Literal["train", "validation", "example"]
-    jsonl_fpath: str
-    num_repeats: int = Field(default=1, ge=1)
-    license: str | None = None
 
 
 class InstanceSettings(BaseModel):
