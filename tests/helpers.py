@@ -137,8 +137,9 @@ class Proc:
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line.rstrip("\n"))
+        with self.popen.stdout:  # closed at EOF: the process has ended its output
+            for line in self.popen.stdout:
+                self.lines.append(line.rstrip("\n"))
         self._queue.put(None)
 
     @property
