@@ -28,6 +28,7 @@ from nemo_gym.rollouts.output import (
     repair_partial_line,
 )
 from nemo_gym.rollouts.resume import failures_path, plan_run
+from nemo_gym.rollouts.routing import add_seed, repeats_for, route_rows
 from nemo_gym.rollouts.summary import summarise
 
 DEFAULT_PARALLEL = 64
@@ -40,8 +41,10 @@ class CollectParams(BaseModel):
     confidence interval (Wilson when every reward is 0 or 1, else Student t), and counts failed
     rows separately (they are written, with _ng_status "failed", never averaged in as 0)."""
 
-    agent_name: str = Field(
-        description="Instance name of the agent to run, e.g. example_single_tool_call_simple_agent."
+    agent_name: str | None = Field(
+        default=None,
+        description="Agent to run rows that name none in agent_ref, e.g. "
+        "example_single_tool_call_simple_agent (a row's own agent_ref wins).",
     )
     input_jsonl_fpath: str = Field(
         description="Input tasks: one JSON object per line with "
@@ -51,10 +54,14 @@ class CollectParams(BaseModel):
     limit: int | None = Field(
         default=None, ge=0, description="Use only the first N rows (0 or null: all)."
     )
-    num_repeats: int | None = Field(
+    num_repeats: int | dict[str, int] | None = Field(
         default=None,
-        ge=1,
-        description="Rollouts per row, in the order aabbcc (for mean@k / pass@k).",
+        description="Rollouts per row, in the order aabbcc (for mean@k / pass@k); or per agent: "
+        "+num_repeats={my_agent:4,_default:1}.",
+    )
+    num_repeats_add_seed: bool = Field(
+        default=False,
+        description="Give each repeat its own seed (its rollout index), as NeMo Gym does.",
     )
     num_samples_in_parallel: int | None = Field(
         default=None,
@@ -120,7 +127,6 @@ def check_output_path(path: Path, key: str = "+output_jsonl_fpath") -> None:
 @cli_entry
 def main() -> int:
     params, loaded = load_params(CollectParams, "ng_collect_rollouts")
-    repeats = params.num_repeats or 1
     input_path = Path(params.input_jsonl_fpath)
     output_path = Path(params.output_jsonl_fpath)
     check_output_path(output_path)
@@ -128,9 +134,10 @@ def main() -> int:
     rows = read_rows(
         input_path, limit=params.limit or None, overrides=params.responses_create_params
     )
-    tasks = expand(rows, repeats)
+    agents = route_rows(rows, params.agent_name)
+    tasks = expand(rows, repeats_for(agents, params.num_repeats))
     print(f"Found {len(tasks)} rows!")
-    if repeats > 1:
+    if len(tasks) > len(rows):
         print(f"Repeating rows from {len(rows)} to {len(tasks)}!")
     if params.responses_create_params:
         print(f"Overriding responses_create_params fields with {params.responses_create_params}")
@@ -138,14 +145,16 @@ def main() -> int:
     client = ServerClient(
         fetch_global_config(head_url({"head_server": {"host": host, "port": port}}))
     )
-    check_agent_name(client.global_config_dict, params.agent_name)
-    run_url = client.base_url(params.agent_name) + "/run"
+    urls: dict[str, str] = {}
+    for agent in dict.fromkeys(agents):
+        check_agent_name(client.global_config_dict, agent)
+        urls[agent] = client.base_url(agent) + "/run"
 
     manifest = build_manifest(
         input_path=input_path,
         rows=rows,
-        agent_name=params.agent_name,
-        num_repeats=repeats,
+        agent_name=",".join(sorted(urls)),
+        num_repeats=params.num_repeats or 1,
         limit=params.limit or None,
         overrides=params.responses_create_params,
     )
@@ -172,6 +181,8 @@ def main() -> int:
             print(f"Moved {plan.moved} failed attempts to {failures_path(output_path)}.")
     for task in tasks:
         identify(task, plan.key, plan.retry.get(task.key, 0))
+        if params.num_repeats_add_seed:
+            add_seed(task)
     writer = RowWriter(output_path)  # creates the output's folder
 
     parallel = min(params.num_samples_in_parallel or DEFAULT_PARALLEL, max(1, len(tasks)))
@@ -186,7 +197,7 @@ def main() -> int:
         asyncio.run(
             collect(
                 tasks,
-                run_url=run_url,
+                run_url=lambda task: urls[task.row["agent_ref"]["name"]],
                 writer=writer,
                 parallel=parallel,
                 timeout_s=params.rollout_timeout_s,

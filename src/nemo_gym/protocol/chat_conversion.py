@@ -16,6 +16,7 @@ Responses to Gym and Chat Completions to the engine:
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -179,7 +180,28 @@ def responses_to_chat_request(params: dict[str, Any]) -> dict[str, Any]:
             request[key] = params[key]
     if params.get("model"):
         request["model"] = params["model"]
+    extra = _extra_body(params.get("metadata"))
+    for key, value in extra.items():  # NeMo Gym's per-request extras (a seed, say)
+        request.setdefault(key, value)
     return request
+
+
+def _extra_body(metadata: Any) -> dict[str, Any]:
+    """``metadata.extra_body``: a JSON object in a string (metadata values are strings).
+
+    Raises:
+        ConversionError: it is not a JSON object.
+    """
+    raw = metadata.get("extra_body") if isinstance(metadata, dict) else None
+    if not raw:
+        return {}
+    try:
+        extra = json.loads(raw)
+    except (TypeError, json.JSONDecodeError):
+        extra = None
+    if not isinstance(extra, dict):
+        raise ConversionError(f"metadata.extra_body: not a JSON object: {str(raw)[:200]!r}")
+    return extra
 
 
 def _default_if_none(value: Any, default: Any) -> Any:

@@ -91,14 +91,17 @@ def _complete_foreign_row(row: dict[str, Any], started: float) -> None:
 async def collect(
     tasks: list[Task],
     *,
-    run_url: str,
+    run_url: Callable[[Task], str],
     writer: RowWriter,
     parallel: int,
     timeout_s: float,
     summary: RunSummary,
     on_done: Callable[[], None],
 ) -> None:
-    """Run every task with at most ``parallel`` in flight, writing each row as it finishes."""
+    """Run every task with at most ``parallel`` in flight, writing each row as it finishes.
+
+    ``run_url`` gives the ``/run`` URL of the agent a task goes to.
+    """
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
@@ -110,7 +113,7 @@ async def collect(
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            row, raw = await run_one(http, run_url, task, timeout_s)
+            row, raw = await run_one(http, run_url(task), task, timeout_s)
             writer.write(row, raw)
             summary.add(row)
             on_done()

@@ -92,11 +92,13 @@ def read_rows(
     return rows
 
 
-def expand(rows: list[dict[str, Any]], num_repeats: int) -> list[Task]:
-    """Repeat each row ``num_repeats`` times in a row (``abc`` -> ``aabbcc``)."""
+def expand(rows: list[dict[str, Any]], num_repeats: int | list[int]) -> list[Task]:
+    """Repeat each row ``num_repeats`` times in a row (``abc`` -> ``aabbcc``); a list gives
+    each row its own count."""
+    counts = num_repeats if isinstance(num_repeats, list) else [num_repeats] * len(rows)
     tasks = []
-    for task_index, row in enumerate(rows):
-        for repeat_index in range(num_repeats):
+    for task_index, (row, count) in enumerate(zip(rows, counts, strict=True)):
+        for repeat_index in range(count):
             tagged = {**row, "_ng_task_index": task_index, "_ng_repeat_index": repeat_index}
             tasks.append(Task(task_index, repeat_index, tagged))
     return tasks

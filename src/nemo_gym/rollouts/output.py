@@ -168,7 +168,7 @@ def build_manifest(
     input_path: Path,
     rows: list[dict[str, Any]],
     agent_name: str,
-    num_repeats: int,
+    num_repeats: int | dict[str, int],
     limit: int | None,
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
