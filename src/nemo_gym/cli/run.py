@@ -40,6 +40,11 @@ class RunParams(BaseModel):
         ),
     )
     echo_logs: bool = Field(default=True, description="Print the servers' logs, prefixed by name.")
+    install_requirements: bool = Field(
+        default=True,
+        description="Install what each server folder's requirements.txt asks for and the "
+        "environment lacks (with uv, before starting).",
+    )
     max_restarts: int = Field(
         default=5,
         ge=0,
@@ -60,7 +65,13 @@ def main() -> int:
         params.echo_logs,
         RestartPolicy(max_restarts=params.max_restarts),
     )
-    launched = launch(loaded, start_mode=params.start_mode, options=options, write=stdout_writer)
+    launched = launch(
+        loaded,
+        start_mode=params.start_mode,
+        options=options,
+        write=stdout_writer,
+        install_requirements=params.install_requirements,
+    )
 
     def on_ready(elapsed: float) -> None:
         stdout_writer(format_table(launched.children, elapsed))

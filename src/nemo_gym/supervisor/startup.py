@@ -2,7 +2,9 @@
 trainers' ``RunHelper`` (``background.py``) share.
 
 ``launch`` swaps in the embedded local model when no policy endpoint is configured, resolves and
-validates the config, binds every port and starts every server process and the head server, and
+validates the config, installs what the servers' ``requirements.txt`` files ask for and the
+environment lacks (``requirements.py``), binds every port and starts every server process and
+the head server, and
 hands back a :class:`~nemo_gym.supervisor.supervisor.Supervisor` that has not run yet.
 ``config_error`` turns a server's refusal of its settings into an error naming file and line.
 """
@@ -19,6 +21,7 @@ from nemo_gym.config.secrets import redact, redact_text, secret_values
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.supervisor.children import ChildProcess
 from nemo_gym.supervisor.launcher import start_servers
+from nemo_gym.supervisor.requirements import ensure_requirements
 from nemo_gym.supervisor.supervisor import Supervisor, SupervisorOptions
 
 
@@ -37,6 +40,7 @@ def launch(
     start_mode: str,
     options: SupervisorOptions,
     write: Callable[[str], None],
+    install_requirements: bool = True,
 ) -> Launched:
     """Start every server instance of ``loaded`` and the head server (see module docstring).
 
@@ -53,6 +57,8 @@ def launch(
             'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
             source="command line",
         )
+    if install_requirements:
+        ensure_requirements({i.name: i.dir_path for i in instances}, write)
     try:
         children = start_servers(
             resolved, instances, loaded.root, start_mode, options.graceful_shutdown_s, redact
