@@ -50,7 +50,8 @@ def test_simple_agent_max_step_is_refused_with_did_you_mean() -> None:
     assert info.value.key == "agent.responses_api_agents.simple_agent.max_step"
     assert info.value.detail == (
         "unknown setting 'max_step' for SimpleAgentConfig (did you mean 'max_steps'?); its "
-        "settings are: max_steps, model_server, model_timeout_s, resources_server, "
+        "settings are: max_request_body_mb, max_steps, model_server, model_timeout_s, "
+        "resources_server, "
         "tool_timeout_s, verify_timeout_s"
     )
 
@@ -135,8 +136,7 @@ def test_missing_setting_does_not_show_the_section() -> None:
             {},
         )
     assert str(info.value) == (
-        "m.responses_api_models.openai_model.openai_model: missing required setting "
-        "'openai_model'"
+        "m.responses_api_models.openai_model.openai_model: missing required setting 'openai_model'"
     )
 
 
@@ -186,7 +186,8 @@ def test_run_server_reports_a_config_error_as_the_marker_line_and_exits_2(
         (
             "agent.responses_api_agents.simple_agent.max_step",
             "unknown setting 'max_step' for SimpleAgentConfig (did you mean 'max_steps'?); its "
-            "settings are: max_steps, model_server, model_timeout_s, resources_server, "
+            "settings are: max_request_body_mb, max_steps, model_server, model_timeout_s, "
+            "resources_server, "
             "tool_timeout_s, verify_timeout_s",
         )
     ]

@@ -174,6 +174,19 @@ class FunctionTool(BaseModel):
     strict: bool | None = None
 
 
+def _tool_tag(tool: Any) -> str:
+    kind = tool.get("type") if isinstance(tool, dict) else getattr(tool, "type", None)
+    return "function" if kind in (None, "function") else "other"
+
+
+#: A function tool is validated as one (a name that is not a string is a 422 naming the field,
+#: not a crash later); other tool types (web search, ...) pass through as they are.
+NeMoGymTool = Annotated[
+    Annotated[FunctionTool, Tag("function")] | Annotated[dict[str, Any], Tag("other")],
+    Discriminator(_tool_tag),
+]
+
+
 class NeMoGymResponseCreateParamsNonStreaming(BaseModel):
     """The body of ``POST /v1/responses`` (non-streaming), as in OpenAI's Responses API."""
 
@@ -182,7 +195,7 @@ class NeMoGymResponseCreateParamsNonStreaming(BaseModel):
     input: str | list[NeMoGymInputItem]
     instructions: str | None = None
     model: str | None = None
-    tools: list[FunctionTool | dict[str, Any]] = Field(default_factory=list)
+    tools: list[NeMoGymTool] = Field(default_factory=list)
     tool_choice: Any = "auto"
     parallel_tool_calls: bool | None = True  # NeMo Gym's recorded rows write null
     temperature: float | None = None

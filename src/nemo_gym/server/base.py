@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.errors import install_error_handlers
+from nemo_gym.server.limits import DEFAULT_MAX_BODY_MB, BodyLimitMiddleware
 from nemo_gym.server.routing import GymRoute, RolloutPrefixMiddleware
 from nemo_gym.server.sessions import SessionIdMiddleware
 
@@ -36,6 +37,9 @@ class BaseServerConfig(BaseModel):
     port: int = 0
     entrypoint: str = ""
     name: str = Field(default="", description="The instance name (top-level config key).")
+    max_request_body_mb: float = Field(
+        default=DEFAULT_MAX_BODY_MB, gt=0, description="Larger request bodies are answered 413."
+    )
 
 
 BaseRunServerInstanceConfig = BaseServerConfig
@@ -48,6 +52,7 @@ def create_app(
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     sessions: bool = True,
     title: str | None = None,
+    max_body_mb: float = DEFAULT_MAX_BODY_MB,
 ) -> FastAPI:
     """Build a FastAPI app with Gym's shared behaviour.
 
@@ -57,6 +62,7 @@ def create_app(
         on_shutdown: awaited when the app shuts down (after in-flight requests finish).
         sessions: install per-rollout session ids (``request.session``).
         title: the OpenAPI title.
+        max_body_mb: request bodies above this many MiB are answered 413 (``limits.py``).
     """
     started = time.time()
 
@@ -82,6 +88,7 @@ def create_app(
     if sessions:  # outside the error handling, so that a 500 carries the session cookie too
         app.add_middleware(SessionIdMiddleware)
     app.add_middleware(RolloutPrefixMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(max_body_mb * 1024 * 1024))
     return app
 
 
@@ -106,6 +113,7 @@ class SimpleServer(BaseModel):
             role=self.server_type,
             on_shutdown=self.server_client.close,
             title=type(self).__name__,
+            max_body_mb=self.config.max_request_body_mb,
         )
 
     def setup_webserver(self) -> FastAPI:
