@@ -19,6 +19,7 @@ from nemo_gym.base_responses_api_model import (
     NeMoGymChatCompletionCreateParamsNonStreaming,
     SimpleResponsesAPIModel,
 )
+from nemo_gym.config.secrets import redact_upstream_text
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.server.bodies import validated_json
@@ -71,18 +72,23 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
             )
         except UpstreamError as exc:
             raise HTTPException(
-                status_code=504 if exc.kind == "timeout" else 502, detail=str(exc)
+                status_code=504 if exc.kind == "timeout" else 502,
+                detail=self._redacted(str(exc)),
             ) from None
         if not resp.ok:
             status = resp.status if 400 <= resp.status < 500 else 502
             raise HTTPException(
                 status_code=status,
-                detail=(
+                detail=self._redacted(
                     f"upstream {self._url(path)} answered HTTP {resp.status}: "
                     f"{resp.body[:2000].decode(errors='replace')}"
                 ),
             )
         return resp
+
+    def _redacted(self, text: str) -> str:
+        """An upstream's words without the key (it may echo it): they end up in rows."""
+        return redact_upstream_text(text, {self.config.openai_api_key.get_secret_value()})
 
     async def responses(self, request: Request) -> Any:
         """Forward validated create params; the upstream's answer is passed back as it came

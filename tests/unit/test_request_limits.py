@@ -51,3 +51,14 @@ async def test_a_type_confused_tool_name_is_422_naming_the_field() -> None:
         resp = await client.post("/v1/responses", json=body)
     assert resp.status_code == 422
     assert "tools.0.function.name" in resp.text
+
+
+def test_key_like_tokens_are_redacted_from_upstream_text() -> None:
+    from nemo_gym.config.secrets import redact_upstream_text
+
+    text = "bad key sk-proj-ABCDEFGHIJKLMNOPQRST, header Bearer abcdefghijklmnopqrstuvwxyz12"
+    assert redact_upstream_text(text) == "bad key ***REDACTED***, header ***REDACTED***"
+    assert (
+        redact_upstream_text("my-secret-value here", {"my-secret-value"}) == "***REDACTED*** here"
+    )
+    assert redact_upstream_text("sk-short is fine") == "sk-short is fine"

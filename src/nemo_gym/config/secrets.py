@@ -132,3 +132,13 @@ def config_for_instance(config: dict[str, Any], name: str) -> tuple[dict[str, An
         return config, set()
     kept = {k: (v if k == name else redact(v, withheld)) for k, v in config.items()}
     return kept, {v for v in withheld if len(v) >= MIN_SECRET_LENGTH}
+
+
+#: Credentials recognisable by their shape, wherever they appear: OpenAI-style keys and bearer
+#: tokens. Upstream error bodies sometimes echo the key they were sent.
+_TOKEN_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._~+/\-]{16,}=*)")
+
+
+def redact_upstream_text(text: str, values: Iterable[str] = ()) -> str:
+    """``text`` from an upstream (an error body, say) without known secrets or key-like tokens."""
+    return _TOKEN_LIKE.sub(REDACTED, redact_text(text, values))
