@@ -32,6 +32,8 @@ from nemo_gym.supervisor.restarts import RestartPolicy, exit_cause
 
 logger = logging.getLogger(__name__)
 
+#: Seconds each server group may take to exit after SIGTERM once the grace period is used up.
+GROUP_MIN_S = 2.0
 #: Stop order: agents first (their in-flight rollouts still need the others), the head last.
 STOP_ORDER = (
     ("responses_api_agents",),
@@ -164,15 +166,20 @@ class Supervisor:
                     os.kill(child.pid, sig)
 
     async def stop_all(self) -> None:
-        """Stop the children group by group, each within the grace period."""
+        """Stop the children group by group, all within one grace period.
+
+        The grace is shared: agents get what they need of it to finish their rollouts, the
+        later groups what is left (at least ``GROUP_MIN_S`` each to exit cleanly), so stopping
+        takes at most the grace plus a few seconds, however many servers hang.
+        """
+        deadline = time.monotonic() + self.options.graceful_shutdown_s
         for group in STOP_ORDER:
             members = [c for c in self.children if c.server_type in group]
             self._signal(members, signal.SIGTERM)
             waits = asyncio.gather(*(c.exited.wait() for c in members))
+            budget = max(deadline - time.monotonic(), 0.0) + GROUP_MIN_S
             try:
-                await asyncio.wait_for(
-                    asyncio.shield(waits), self.options.graceful_shutdown_s + 2.0
-                )
+                await asyncio.wait_for(asyncio.shield(waits), budget)
             except TimeoutError:
                 self._signal(members, signal.SIGKILL)
                 await waits
