@@ -107,6 +107,9 @@ class FakeTrainer:
     top_p: float = 0.9
     max_completion_length: int = 32
     processing_class: Any = None
+    top_k: int = 0  # TRL's defaults: not applied
+    min_p: float | None = None
+    repetition_penalty: float = 1.0
 
 
 def by_rollout(rewards: Mapping[tuple[int, int], float | None]) -> Callable[[dict[str, Any]], Any]:
@@ -181,6 +184,9 @@ def test_trl_rollout_func_refuses_what_it_cannot_collect_faithfully() -> None:
     func = gym_rollout_func(None, head, rows=[ROW_A])
     with pytest.raises(ValueError, match="no agent_ref and no agent_name"):
         func([dataset_prompt(ROW_A)], FakeTrainer())
+    func = gym_rollout_func("agent", head, rows=[ROW_A])
+    with pytest.raises(ValueError, match="samples with top_k=50, repetition_penalty=1.1, which"):
+        func([dataset_prompt(ROW_A)], FakeTrainer(top_k=50, repetition_penalty=1.1))
 
 
 def dataset_prompt(row: dict[str, Any]) -> Any:

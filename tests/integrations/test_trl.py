@@ -2,12 +2,13 @@
 
 The weather environment runs on the embedded local model (llama.cpp, SmolLM2 Q4_1) under
 ``RunHelper``; the trainer's model is the same SmolLM2 read from that GGUF into transformers
-(fp32). One of the three prompts is a row whose rollouts fail (its ``tool_choice`` is invalid),
-so one GRPO group is two failed rollouts: their reward must reach the trainer as ``None`` (NaN
-in its log, no advantage), not 0. Checked against Gym's rows independently of the code under
-test: the rewards TRL logged, the model tokens it counted (``env_mask``), and the token ids it
-trained on. The weather verifier gives every finished rollout 1.0, so a second reward (shorter
-is better) gives GRPO an advantage and the step a gradient.
+(fp32). One of the three prompts is a row whose rollouts fail (the agent rejects its
+``max_output_tokens``), so one GRPO group is two failed rollouts: their reward must reach the
+trainer as ``None`` (NaN in its log, no advantage), not 0. Checked against Gym's rows
+independently of the code under test: the rewards TRL logged, the model tokens it counted
+(``env_mask``), and the token ids it trained on. The weather verifier gives every finished
+rollout 1.0, so a second reward (shorter is better) gives GRPO an advantage and the step a
+gradient.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_grpo_trainer_steps_on_rollouts_collected_through_gym(
     broken = {
         "responses_create_params": {
             "input": [{"role": "user", "content": "Is it raining in Oslo?"}],
-            "tool_choice": 42,
+            "max_output_tokens": "many",
         }
     }
     rows.append(broken)
@@ -158,7 +159,8 @@ AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
         by_task.setdefault(row["_ng_task_index"], []).append(row)
     assert sorted(by_task) == [0, 1, 2] and all(len(v) == 2 for v in by_task.values())
     assert all(r["_ng_status"] == "failed" and r["reward"] is None for r in by_task[2])
-    assert all("tool_choice" in r["_ng_failure"]["message"] for r in by_task[2])
+    assert all(r["_ng_failure"]["kind"] == "invalid_input" for r in by_task[2])
+    assert all("max_output_tokens" in r["_ng_failure"]["message"] for r in by_task[2])
     # every rollout of the weather tasks finished and was verified (this verifier gives 1.0)
     assert [r["reward"] for t in (0, 1) for r in by_task[t]] == [1.0] * 4
 

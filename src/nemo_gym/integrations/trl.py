@@ -122,12 +122,7 @@ class GymRolloutFunc:
         return out
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
-        sampling = Sampling(
-            temperature=float(trainer.temperature),
-            top_p=float(getattr(trainer, "top_p", None) or 1.0),
-            max_output_tokens=getattr(trainer, "max_completion_length", None),
-        )
-        rows = self.gym_rows(prompts, sampling)
+        rows = self.gym_rows(prompts, sampling_of(trainer))
         results = run_sync(
             lambda: collect_batch(rows, self.head_server_config, self.helper, self.max_concurrency)
         )
@@ -155,6 +150,34 @@ class GymRolloutFunc:
                 f"all {len(results)} rollouts of this batch failed; the first: {failures[0]}"
             )
         return out
+
+
+def sampling_of(trainer: Any) -> Sampling:
+    """The trainer's sampling settings, which the rollouts must use.
+
+    ``max_completion_length`` caps each model turn (a row's own ``max_output_tokens`` wins), so
+    a multi-turn completion can be longer. Settings a Responses API request cannot carry are
+    refused rather than ignored.
+
+    Raises:
+        ValueError: the trainer sets ``top_k``, ``min_p`` or ``repetition_penalty``.
+    """
+    unsupported = {
+        "top_k": getattr(trainer, "top_k", None) not in (None, 0, -1),
+        "min_p": getattr(trainer, "min_p", None) not in (None, 0, 0.0),
+        "repetition_penalty": getattr(trainer, "repetition_penalty", None) not in (None, 1, 1.0),
+    }
+    named = [f"{k}={getattr(trainer, k)}" for k, on in unsupported.items() if on]
+    if named:
+        raise ValueError(
+            f"the trainer samples with {', '.join(named)}, which Gym's rollouts (temperature and "
+            "top_p only) would not apply; leave them at their defaults"
+        )
+    return Sampling(
+        temperature=float(trainer.temperature),
+        top_p=float(getattr(trainer, "top_p", None) or 1.0),
+        max_output_tokens=getattr(trainer, "max_completion_length", None),
+    )
 
 
 def gym_rollout_func(
