@@ -4,6 +4,8 @@
 resources server (in order) and append the outputs; repeat until the model answers without a
 tool call, the model's response is truncated, or ``max_steps`` model calls were made.
 ``POST /run`` runs one rollout for a dataset row and returns the output row.
+``POST /aggregate_metrics`` is forwarded to the resources server, whose ``compute_metrics`` /
+``get_key_metrics`` know the environment's metrics (as NeMo Gym's simple_agent does).
 
 What goes wrong is recorded, not raised: a tool that fails or is called with bad arguments
 answers the model with an error it can react to; a model, tool-server or verifier failure ends
@@ -31,6 +33,7 @@ from nemo_gym.base_responses_api_agent import (
     ResourcesServerRef,
     SimpleResponsesAPIAgent,
 )
+from nemo_gym.config_types import AggregateMetrics, AggregateMetricsRequest
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.protocol.shapes import response_shape_error
@@ -91,6 +94,22 @@ class SimpleAgent(SimpleResponsesAPIAgent):
             return JSONResponseBytes(orjson.dumps(failed_row(row, failure, started, partial)))
         out = finished_row(row, verified, trajectory.stop, trajectory.steps, started)
         return JSONResponseBytes(orjson.dumps(out))
+
+    async def aggregate_metrics(self, body: AggregateMetricsRequest) -> AggregateMetrics:
+        """The resources server's answer to ``/aggregate_metrics`` (502 naming it on failure)."""
+        name = self.config.resources_server.name
+        try:
+            resp = await self.server_client.post(
+                name, "/aggregate_metrics", json=body, timeout_s=self.config.verify_timeout_s
+            )
+        except UpstreamError as exc:
+            raise HTTPException(
+                status_code=502, detail=f"resources server {name!r}: {exc}"
+            ) from None
+        if not resp.ok:
+            detail = f"resources server {name!r}: {_error_text(resp.status, resp.body)}"
+            raise HTTPException(status_code=502, detail=detail)
+        return AggregateMetrics.model_validate(resp.json_sync())
 
     async def trajectory(self, params: dict[str, Any], session: str) -> Trajectory:
         """Run the model/tool loop for one set of create params."""

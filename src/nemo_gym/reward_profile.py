@@ -18,7 +18,8 @@ Every value except the spreads' inputs is a percentage (0-100). :func:`highest_k
 the entries of the largest ``k`` for a headline (``get_key_metrics``).
 
 Neighbours: ``nemo_gym.base_resources_server`` (where ``compute_metrics`` is defined),
-``nemo_gym.viewer.stats`` (Gym's own per-file pass@k).
+``nemo_gym.rollouts.stats`` (the unbiased pass@k estimator, the one the viewer and
+``ng_collect_rollouts``'s summary use too).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from nemo_gym.rollouts.stats import pass_at_k
 
 __all__ = [
     "add_avg_sample_std_dev",
@@ -51,9 +54,8 @@ def _default_score(rollout: Rollout) -> dict[str, float]:
 
 
 def _pass_at_k(values: list[float], k: int) -> float:
-    if all(v in (0, 1) for v in values):
-        n, failed = len(values), sum(1 for v in values if not v)
-        return 1.0 if failed < k else 1.0 - math.comb(failed, k) / math.comb(n, k)
+    if all(v in (0, 1) for v in values):  # the one unbiased estimator Gym has (rollouts.stats)
+        return pass_at_k(len(values), sum(1 for v in values if v), k)
     return max(values[:k])
 
 

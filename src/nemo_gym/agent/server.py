@@ -1,7 +1,10 @@
 """``SimpleResponsesAPIAgent``: the base of an agent server.
 
-Routes: ``POST /v1/responses`` (one full multi-step trajectory for the given create params) and
-``POST /run`` (one rollout: seed the session, run the trajectory, verify, return the row).
+Routes: ``POST /v1/responses`` (one full multi-step trajectory for the given create params),
+``POST /run`` (one rollout: seed the session, run the trajectory, verify, return the row) and
+``POST /aggregate_metrics`` (metrics over a run's scored rollouts: by default from this agent's
+own ``compute_metrics`` / ``get_key_metrics`` hooks, see ``nemo_gym.rollouts.aggregate``; an
+agent with a resources server forwards it there, as ``simple_agent`` does).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
+from nemo_gym.rollouts.aggregate import MetricsHooks
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
 
@@ -28,7 +32,7 @@ class BaseRunRowRequest(BaseModel):
     responses_create_params: dict[str, Any]
 
 
-class SimpleResponsesAPIAgent(SimpleServer):
+class SimpleResponsesAPIAgent(MetricsHooks, SimpleServer):
     """Subclass this and implement ``responses`` and ``run``."""
 
     server_type: ClassVar[str] = "responses_api_agents"
@@ -36,10 +40,11 @@ class SimpleResponsesAPIAgent(SimpleServer):
     config: BaseResponsesAPIAgentConfig
 
     def setup_webserver(self) -> FastAPI:
-        """The app with ``/v1/responses`` and ``/run``."""
+        """The app with ``/v1/responses``, ``/run`` and ``/aggregate_metrics``."""
         app = self.create_app()
         add_post_route(app, "/v1/responses", self.responses)
         add_post_route(app, "/run", self.run)
+        add_post_route(app, "/aggregate_metrics", self.aggregate_metrics)
         return app
 
     @abstractmethod

@@ -21,6 +21,7 @@ from nemo_gym.core.errors import ConfigError
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.collect import collect
 from nemo_gym.rollouts.inputs import expand, identify, read_rows
+from nemo_gym.rollouts.metrics import report_metrics
 from nemo_gym.rollouts.output import (
     RowWriter,
     build_manifest,
@@ -213,6 +214,8 @@ def main() -> int:
         writer.close()
     print(json.dumps(summary.averages() or {"reward": None}, indent=4))
     print(f"{summary.line()} -> {output_path}")
+    if not interrupted:
+        print(report_metrics(client, summary, output_path, params.agent_name).text())
     if interrupted:
         missing = len(tasks) - (summary.total - len(plan.kept))
         print(

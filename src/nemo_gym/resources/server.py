@@ -1,7 +1,9 @@
 """``SimpleResourcesServer``: the base of a resources server (tools + ``verify``).
 
 Routes: ``POST /seed_session`` (set up per-rollout state, keyed by ``request.session``),
-``POST /verify`` (score a finished rollout) and one ``POST /<tool_name>`` per tool, which the
+``POST /verify`` (score a finished rollout), ``POST /aggregate_metrics`` (metrics over a run's
+scored rollouts, from the ``compute_metrics`` / ``get_key_metrics`` hooks: see
+``nemo_gym.rollouts.aggregate``) and one ``POST /<tool_name>`` per tool, which the
 subclass adds in ``setup_webserver``. ``GET /capabilities`` tells agents whether
 ``seed_session`` does anything, so they can skip the call when it does not.
 """
@@ -20,6 +22,7 @@ from nemo_gym.resources.schemas import (
     BaseVerifyRequest,
     BaseVerifyResponse,
 )
+from nemo_gym.rollouts.aggregate import MetricsHooks
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 
 
@@ -29,18 +32,21 @@ class BaseResourcesServerConfig(BaseServerConfig):
     domain: Domain | None = None
 
 
-class SimpleResourcesServer(SimpleServer):
-    """Subclass this, add tool routes in ``setup_webserver`` and implement ``verify``."""
+class SimpleResourcesServer(MetricsHooks, SimpleServer):
+    """Subclass this, add tool routes in ``setup_webserver`` and implement ``verify``; override
+    ``compute_metrics`` / ``get_key_metrics`` for an environment's own metrics."""
 
     server_type: ClassVar[str] = "resources_servers"
 
     config: BaseResourcesServerConfig
 
     def setup_webserver(self) -> FastAPI:
-        """The app with ``/seed_session``, ``/verify`` and ``/capabilities``."""
+        """The app with ``/seed_session``, ``/verify``, ``/aggregate_metrics`` and
+        ``/capabilities``."""
         app = self.create_app()
         app.post("/seed_session")(self.seed_session)
         app.post("/verify")(self.verify)
+        app.post("/aggregate_metrics")(self.aggregate_metrics)
         capabilities = {"seed_session": self.has_custom_seed_session()}
 
         @app.get("/capabilities")

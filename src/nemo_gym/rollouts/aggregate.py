@@ -1,0 +1,183 @@
+"""What ``/aggregate_metrics`` answers: baseline statistics plus an environment's own metrics.
+
+A server's ``/aggregate_metrics`` (agents and resources servers alike, see
+:class:`MetricsHooks`) receives the verify responses of one agent's scored rollouts and answers
+an :class:`~nemo_gym.config_types.AggregateMetrics`, NeMo Gym's contract:
+
+* ``agent_metrics``: ``mean/<field>``, ``max/<field>``, ``min/<field>``, ``median/<field>`` and
+  ``std/<field>`` (sample standard deviation; 0 for one value) of every numeric field over the
+  rollouts that have it: top-level numbers (booleans as 0/1; Gym's ``_ng_`` bookkeeping
+  excluded), the ``response.usage`` counts, and each part of ``reward_components`` as
+  ``reward_components/<name>``; then whatever ``compute_metrics(tasks)`` returns, merged in.
+* ``group_level_metrics``: the same statistics per task (``_ng_task_index``, with
+  ``num_rollouts``), plus the entries of the ``per_task_metrics`` list ``compute_metrics`` may
+  return (each naming its ``_ng_task_index``).
+* ``key_metrics``: ``get_key_metrics(agent_metrics)``; by default every ``mean/`` entry.
+
+``compute_metrics`` receives ``tasks[i]``, the verify responses of the i-th task (in order of
+task index, each task's rollouts in the order given), and typically calls
+``nemo_gym.reward_profile.compute_pass_majority_metrics``. Failed rollouts are never sent (the
+collector, ``nemo_gym.rollouts.metrics``, sends scored rows only), so nothing counts as 0.
+
+Neighbours: ``nemo_gym.resources.server`` and ``nemo_gym.agent.server`` (the routes),
+``nemo_gym.rollouts.metrics`` (the collector's call and the file it writes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from nemo_gym.config_types import AggregateMetrics, AggregateMetricsRequest
+
+TASK_INDEX_KEY = "_ng_task_index"
+PER_TASK_KEY = "per_task_metrics"
+STATS = ("mean", "max", "min", "median", "std")
+
+Tasks = list[list[dict[str, Any]]]
+ComputeMetrics = Callable[[Tasks], Any]
+GetKeyMetrics = Callable[[dict[str, Any]], Any]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def numeric_fields(row: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of one verify response that the baseline statistics cover."""
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        number = _number(value)
+        if number is not None and not key.startswith("_ng_"):
+            out[key] = number
+    response = row.get("response")
+    usage = response.get("usage") if isinstance(response, Mapping) else None
+    if isinstance(usage, Mapping):
+        for key, value in usage.items():
+            number = _number(value)
+            if number is not None:
+                out[str(key)] = number
+    components = row.get("reward_components")
+    if isinstance(components, Mapping):
+        for name, value in components.items():
+            number = _number(value)
+            if number is not None:
+                out[f"reward_components/{name}"] = number
+    return out
+
+
+def describe(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """``<stat>/<field>`` for every numeric field of ``rows`` (each over the rows that have it)."""
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in numeric_fields(row).items():
+            columns.setdefault(key, []).append(value)
+    out: dict[str, float] = {}
+    for stat in STATS:
+        for key in sorted(columns):
+            values = columns[key]
+            if stat == "mean":
+                out[f"mean/{key}"] = math.fsum(values) / len(values)
+            elif stat == "max":
+                out[f"max/{key}"] = max(values)
+            elif stat == "min":
+                out[f"min/{key}"] = min(values)
+            elif stat == "median":
+                out[f"median/{key}"] = statistics.median(values)
+            else:
+                out[f"std/{key}"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+def group_by_task(rows: list[dict[str, Any]]) -> tuple[list[int], Tasks]:
+    """The task indices in order, and each task's rows in the order given (missing index: 0)."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(int(row.get(TASK_INDEX_KEY) or 0), []).append(row)
+    order = sorted(groups)
+    return order, [groups[i] for i in order]
+
+
+async def _call(hook: Callable[[Any], Any], arg: Any, name: str) -> dict[str, Any]:
+    result = hook(arg)
+    if inspect.isawaitable(result):
+        result = await result
+    if not isinstance(result, dict):
+        raise TypeError(f"{name} must return a dict, not {type(result).__name__}")
+    return result
+
+
+async def aggregate_metrics(
+    verify_responses: list[dict[str, Any]],
+    compute_metrics: ComputeMetrics | None = None,
+    get_key_metrics: GetKeyMetrics | None = None,
+) -> AggregateMetrics:
+    """The baseline statistics, with ``compute_metrics`` merged in and ``get_key_metrics``
+    choosing the headline (see module docstring); an empty answer for no rollouts.
+
+    Raises:
+        TypeError: a hook returned something other than a dict, or ``per_task_metrics`` is not
+            a list of dicts each naming its ``_ng_task_index``.
+    """
+    if not verify_responses:
+        return AggregateMetrics()
+    order, tasks = group_by_task(verify_responses)
+    groups: list[dict[str, Any]] = [
+        {TASK_INDEX_KEY: index, **describe(rows), "num_rollouts": len(rows)}
+        for index, rows in zip(order, tasks, strict=True)
+    ]
+    agent_metrics: dict[str, Any] = describe(verify_responses)
+    if compute_metrics is not None:
+        custom = dict(await _call(compute_metrics, tasks, "compute_metrics"))
+        per_task = custom.pop(PER_TASK_KEY, None)
+        if per_task is not None:
+            _merge_per_task(groups, per_task)
+        agent_metrics.update(custom)
+    if get_key_metrics is not None:
+        key_metrics = await _call(get_key_metrics, agent_metrics, "get_key_metrics")
+    else:
+        key_metrics = {k: v for k, v in agent_metrics.items() if k.startswith("mean/")}
+    return AggregateMetrics(
+        group_level_metrics=groups, agent_metrics=agent_metrics, key_metrics=key_metrics
+    )
+
+
+def _merge_per_task(groups: list[dict[str, Any]], per_task: Any) -> None:
+    by_index = {group[TASK_INDEX_KEY]: group for group in groups}
+    if not isinstance(per_task, list):
+        raise TypeError(f"compute_metrics: {PER_TASK_KEY} must be a list of dicts")
+    for i, entry in enumerate(per_task):
+        if not isinstance(entry, dict) or TASK_INDEX_KEY not in entry:
+            raise TypeError(
+                f"compute_metrics: {PER_TASK_KEY}[{i}] must be a dict with {TASK_INDEX_KEY!r}"
+            )
+        group = by_index.get(entry[TASK_INDEX_KEY])
+        if group is not None:
+            group.update({k: v for k, v in entry.items() if k != TASK_INDEX_KEY})
+
+
+class MetricsHooks:
+    """``compute_metrics`` / ``get_key_metrics`` and the ``/aggregate_metrics`` endpoint, on the
+    agent and resources-server bases. Override the hooks (plain or ``async`` methods)."""
+
+    def compute_metrics(self, tasks: Tasks) -> dict[str, Any]:
+        """Metrics over every scored rollout, ``tasks[i]`` being task i's verify responses;
+        merged into ``agent_metrics`` (a ``per_task_metrics`` list goes to the tasks)."""
+        return {}
+
+    def get_key_metrics(self, agent_metrics: dict[str, Any]) -> dict[str, Any]:
+        """The headline subset of ``agent_metrics``; by default every ``mean/`` entry."""
+        return {k: v for k, v in agent_metrics.items() if k.startswith("mean/")}
+
+    async def aggregate_metrics(self, body: AggregateMetricsRequest) -> AggregateMetrics:
+        """Answer ``/aggregate_metrics`` from this server's hooks."""
+        return await aggregate_metrics(
+            body.verify_responses, self.compute_metrics, self.get_key_metrics
+        )
