@@ -28,7 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from nemo_gym.config_types import AggregateMetrics
-from nemo_gym.core.errors import UpstreamError
+from nemo_gym.core.errors import ConfigError, UpstreamError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.rollouts.summary import RunSummary
 from nemo_gym.server.http_client import HttpClient
@@ -83,7 +83,7 @@ async def fetch_metrics(
         resp = await client.post(
             agent, "/aggregate_metrics", json={"verify_responses": rows}, timeout_s=TIMEOUT_S
         )
-    except UpstreamError as exc:
+    except (UpstreamError, ConfigError) as exc:
         raise RuntimeError(f"agent {agent!r}: {exc}") from None
     if not resp.ok:
         text = resp.body[:1000].decode(errors="replace")
