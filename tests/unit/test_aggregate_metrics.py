@@ -296,3 +296,18 @@ def test_the_report_text_and_path() -> None:
     assert "pass@k and majority@k (%, over 2 tasks, scored rollouts only):" in text
     assert "Key metrics for a:" in text
     assert text.endswith("Aggregate metrics: /x/run.v2_aggregate_metrics.json")
+
+
+async def test_a_failing_hook_is_reported_naming_the_agent_and_the_resources_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(self: MathLikeServer, tasks: Any) -> Any:
+        raise ValueError("no answers to vote on")
+
+    monkeypatch.setattr(MathLikeServer, "compute_metrics", broken)
+    async with agent_and_resources() as client:
+        entries, errors = await collect_metrics(client, {"agent": verify_responses()}, {})
+    assert entries == []
+    (error,) = errors
+    assert error.startswith("agent 'agent' answered HTTP 502")
+    assert "resources server 'math'" in error and "no answers to vote on" in error
