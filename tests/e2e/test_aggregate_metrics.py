@@ -29,7 +29,7 @@ from tests.helpers import BIN, REPO, Proc, fake_openai_process, free_port, ng_ru
 pytestmark = pytest.mark.e2e
 AGENT = "scripted_math_simple_agent"
 
-APP = '''
+APP = """
 from typing import Any, Dict, List, Optional
 
 from pydantic import Field
@@ -81,7 +81,7 @@ class ScriptedMathServer(SimpleResourcesServer):
 
 if __name__ == "__main__":
     ScriptedMathServer.run_webserver()
-'''
+"""
 CONFIG = """
 scripted_math:
   resources_servers:
