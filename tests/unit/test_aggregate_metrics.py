@@ -311,3 +311,18 @@ async def test_a_failing_hook_is_reported_naming_the_agent_and_the_resources_ser
     (error,) = errors
     assert error.startswith("agent 'agent' answered HTTP 502")
     assert "resources server 'math'" in error and "no answers to vote on" in error
+
+
+def test_rows_go_to_the_agent_their_agent_ref_names_else_the_default() -> None:
+    rows = verify_responses()
+    for row in rows[:3]:
+        row["agent_ref"] = {"type": "responses_api_agents", "name": "b"}
+    groups, unnamed = by_agent(rows[::-1], "a")
+    assert unnamed == 0
+    assert [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in groups["b"]] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+    ]  # sorted by (task, rollout)
+    assert len(groups["a"]) == 3
+    assert by_agent(rows, None)[1] == 3  # no agent_ref and no +agent_name: counted, not sent

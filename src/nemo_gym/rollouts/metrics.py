@@ -45,12 +45,13 @@ def metrics_path(output: Path) -> Path:
 
 
 def agent_of(row: Mapping[str, Any], default_agent: str | None) -> str | None:
-    """The agent a row was run by: ``default_agent`` (``+agent_name``), else its ``agent_ref``."""
-    if default_agent:
-        return default_agent
+    """The agent a row was run by: its ``agent_ref`` (as the collector routes rows), else
+    ``default_agent`` (``+agent_name``)."""
     ref = row.get(AGENT_REF_KEY)
     name = ref.get("name") if isinstance(ref, Mapping) else None
-    return name if isinstance(name, str) and name else None
+    if isinstance(name, str) and name:
+        return name
+    return default_agent or None
 
 
 def by_agent(
@@ -163,8 +164,7 @@ def report_metrics(
         client: a client of the running servers (its config is reused; calls use a new pool).
         summary: the run's summary (its scored rows and failed counts).
         output: the rollouts file; the metrics file goes beside it.
-        default_agent: the agent every row was sent to (``+agent_name``), if one was named;
-            otherwise each row's ``agent_ref`` says.
+        default_agent: the agent of rows without an ``agent_ref`` (``+agent_name``).
     """
     report = MetricsReport(*summary.pass_majority())
     groups, unnamed = by_agent(summary.verify_responses, default_agent)
@@ -172,10 +172,11 @@ def report_metrics(
         logger.warning("%d scored rows name no agent_ref and are left out of the metrics", unnamed)
     if not groups:
         return report
-    if default_agent:
-        failed = {default_agent: summary.statuses["failed"]}
-    else:
-        failed = dict(summary.failed_by_agent)
+    failed: dict[str, int] = {}
+    for name, count in summary.failed_by_agent.items():
+        agent = name or default_agent
+        if agent:
+            failed[agent] = failed.get(agent, 0) + count
 
     async def run() -> tuple[list[dict[str, Any]], list[str]]:
         own = ServerClient(client.global_config_dict, HttpClient(timeout_s=TIMEOUT_S))

@@ -94,7 +94,8 @@ class RunSummary:
             kinds[str(failure["kind"])] += 1
         if status == "failed":
             ref = row.get("agent_ref")
-            self.failed_by_agent[str(ref.get("name")) if isinstance(ref, Mapping) else ""] += 1
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            self.failed_by_agent[name if isinstance(name, str) else ""] += 1
             return
         numbers = [(k, v) for k, v in row.items() if not k.startswith("_ng_")]
         components = row.get("reward_components")
