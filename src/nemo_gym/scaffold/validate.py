@@ -59,7 +59,12 @@ def verify_request_model(folder: ServerFolder) -> type[BaseModel] | None:
     before = set(sys.modules)
     saved_path = list(sys.path)
     package = f"{folder.server_type}.{folder.name}"
-    saved = {name: sys.modules.pop(name, None) for name in (folder.server_type, package)}
+    # Set aside every module of that name already loaded (another copy of the package, its
+    # app and helpers), so that the folder's own files are the ones imported.
+    names = [
+        n for n in sys.modules if n in (folder.server_type, package) or n.startswith(package + ".")
+    ]
+    saved = {name: sys.modules.pop(name, None) for name in {*names, folder.server_type, package}}
     sys.path[:0] = [str(folder.path), str(folder.root)]
     try:
         _load_package(folder.server_type, folder.root / folder.server_type)
