@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from jsonschema import Draft202012Validator
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_gym.base_responses_api_model import (
     BaseResponsesAPIModelConfig,
@@ -53,6 +53,9 @@ from responses_api_models.local_model.prompting import (
     parse_tool_calls,
     tool_grammar,
 )
+from responses_api_models.local_model.weights import PoolSwitch, WeightsError
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class LocalModelConfig(BaseResponsesAPIModelConfig):
@@ -79,6 +82,26 @@ class LocalModelConfig(BaseResponsesAPIModelConfig):
     )
 
 
+class LoadWeightsRequest(BaseModel):
+    """``POST /load_weights``: serve another GGUF file from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str = Field(description="A GGUF file with the served model's vocabulary.")
+
+
+class PolicyInfo(BaseModel):
+    name: str
+    version: str
+
+
+class LoadWeightsResponse(BaseModel):
+    policy: PolicyInfo
+    previous_version: str
+    model_path: str
+    load_s: float
+
+
 @dataclass
 class Completion:
     """One answer: the assistant message, how it was generated, and why it is incomplete."""
@@ -87,11 +110,12 @@ class Completion:
     generation: Generation
     note: str | None = None
     params: SamplingParams | None = None
+    version: str = ""  # the weights that produced it
 
 
 class LocalModelServer(SimpleResponsesAPIModel):
     config: LocalModelConfig
-    _pool: LlamaPool | None = None
+    _switch: PoolSwitch | None = None
     _renderer: PromptRenderer | None = None
     _add_bos: bool = False
 
@@ -99,14 +123,15 @@ class LocalModelServer(SimpleResponsesAPIModel):
         path = (
             resolve_path(self.config.model_path) if self.config.model_path else default_model_path()
         )
-        self._pool = LlamaPool(
+        pool = LlamaPool(
             Path(path),
             n_instances=self.config.n_instances,
             n_threads=self.config.n_threads,
             n_ctx=self.config.n_ctx,
         )
-        self._pool.load()
-        llama = self._pool.first
+        pool.load()
+        self._switch = PoolSwitch(pool)
+        llama = pool.first
         meta = llama.metadata
         self._renderer = PromptRenderer(
             meta.get("tokenizer.chat_template"),
@@ -114,16 +139,29 @@ class LocalModelServer(SimpleResponsesAPIModel):
             eos_token=llama.detokenize([llama.token_eos()], special=True).decode(errors="ignore"),
         )
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
-        return super().setup_webserver()
+        app = super().setup_webserver()
+        app.post("/load_weights")(self.load_weights)
+        return app
+
+    @property
+    def switch(self) -> PoolSwitch:
+        assert self._switch is not None, "setup_webserver() loads the model"
+        return self._switch
 
     @property
     def pool(self) -> LlamaPool:
-        assert self._pool is not None, "setup_webserver() loads the model"
-        return self._pool
+        """The pool serving new requests."""
+        return self.switch.current
 
     # -- core ------------------------------------------------------------------------------------
     async def complete(self, request: dict[str, Any]) -> Completion:
-        """Run one Chat Completions request."""
+        """Run one Chat Completions request, wholly on the weights served when it starts."""
+        async with self.switch.lease() as pool:
+            done = await self._complete(request, pool)
+            done.version = pool.version
+            return done
+
+    async def _complete(self, request: dict[str, Any], pool: LlamaPool) -> Completion:
         assert self._renderer is not None
         tools = request.get("tools") or []
         choice = request.get("tool_choice") or ("auto" if tools else "none")
@@ -131,7 +169,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
         if choice == "auto" and tools and self.config.guided_tool_use:
             last_role = request["messages"][-1].get("role")
             choice = {"user": "required", "tool": "none"}.get(last_role, choice)
-        prompt_ids = self.prompt_token_ids(request["messages"], described)
+        prompt_ids = self.prompt_token_ids(request["messages"], described, pool)
         room = self.config.n_ctx - len(prompt_ids)
         if room <= 1:
             return Completion(
@@ -156,10 +194,8 @@ class LocalModelServer(SimpleResponsesAPIModel):
         schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
         problem = None
         for attempt in range(self.config.max_tool_call_attempts):
-            generation = await self.pool.run(
-                functools.partial(
-                    generate, prompt_token_ids=prompt_ids, params=params, pool=self.pool
-                )
+            generation = await pool.run(
+                functools.partial(generate, prompt_token_ids=prompt_ids, params=params, pool=pool)
             )
             message, problem = _to_message(generation, schemas if params.grammar else {})
             if problem is None:
@@ -176,7 +212,10 @@ class LocalModelServer(SimpleResponsesAPIModel):
         )
 
     def prompt_token_ids(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        pool: LlamaPool | None = None,
     ) -> list[int]:
         """The prompt's tokens; token-exact with the last trained turn in the history.
 
@@ -186,7 +225,8 @@ class LocalModelServer(SimpleResponsesAPIModel):
         differently (a tool call's JSON re-serialised, a word split another way).
         """
         assert self._renderer is not None
-        llama = self.pool.first
+        pool = pool or self.pool
+        llama = pool.first
         splice = self._renderer.splice_points(messages, tools)
         if splice is None:
             text = self._renderer.render(messages, tools)
@@ -194,7 +234,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
         k, glue, rest = splice
         turn = messages[k]
         generated = list(turn["generation_token_ids"])
-        if not generated or generated[-1] not in self.pool.end_ids:
+        if not generated or generated[-1] not in pool.end_ids:
             glue = self._renderer.eos_token + glue  # the turn was cut off before its end
         tail = llama.tokenize((glue + rest).encode(), add_bos=False, special=True)
         return [*turn["prompt_token_ids"], *generated, *tail]
@@ -218,12 +258,30 @@ class LocalModelServer(SimpleResponsesAPIModel):
                 "seed": generation.seed,
                 "max_tokens": params.max_tokens,
             },
-            "policy": {"name": self.config.model_name, "version": self.pool.version},
+            "policy": {"name": self.config.model_name, "version": done.version},
             "text_tool_call": "tool_calls" not in done.message
             and looks_like_tool_call(generation.text),
         }
 
     # -- routes ----------------------------------------------------------------------------------
+    async def load_weights(self, body: LoadWeightsRequest, request: Request) -> LoadWeightsResponse:
+        """Serve ``body.model_path`` from now on; requests already running finish on the old
+        weights. Loopback callers only: it reads any file the server can."""
+        client = request.client.host if request.client else ""
+        if client not in LOOPBACK:
+            raise HTTPException(403, f"/load_weights is for loopback callers only, not {client}")
+        started = time.monotonic()
+        try:
+            old, new = await self.switch.load(Path(resolve_path(body.model_path)))
+        except WeightsError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return LoadWeightsResponse(
+            policy=PolicyInfo(name=self.config.model_name, version=new.version),
+            previous_version=old.version,
+            model_path=str(new.model_path),
+            load_s=round(time.monotonic() - started, 3),
+        )
+
     async def chat_completions(self, request: Request) -> Any:
         body = await validated_json(request, NeMoGymChatCompletionCreateParamsNonStreaming)
         token_ids = bool(body.get("return_token_ids"))

@@ -98,6 +98,8 @@ class LlamaPool:
         self.end_ids: frozenset[int] = frozenset()
         self.pieces: list[bytes] = []
         self.version = ""
+        self.users = 0  # requests holding this pool (see weights.PoolSwitch)
+        self.closed = False
 
     def load(self) -> None:
         """Load every instance (blocking; the file is memory-mapped once and shared)."""
@@ -129,6 +131,12 @@ class LlamaPool:
     @property
     def first(self) -> Any:
         return self.instances[0]
+
+    def close(self) -> None:
+        """Free every instance's llama.cpp context and model (the pool is unusable after)."""
+        self.closed = True
+        for llama in self.instances:
+            llama.close()
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(instance)`` in a worker thread once an instance is free (FIFO)."""
