@@ -24,6 +24,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "ng_export",
         "Turn a rollout file into training data: tokens, trl, verl, sft or dpo (+format=...).",
     ),
+    (
+        "ng_convert_weights",
+        "Convert model weights between GGUF and transformers' format ([train] extra).",
+    ),
     ("ng_status", "Show the servers a running ng_run started and whether each is healthy."),
     (
         "ng_dump_config",
