@@ -28,6 +28,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "ng_convert_weights",
         "Convert model weights between GGUF and transformers' format ([train] extra).",
     ),
+    (
+        "ng_train_loop",
+        "Train the embedded model on an environment: collect, GRPO, reload, N times ([train]).",
+    ),
     ("ng_status", "Show the servers a running ng_run started and whether each is healthy."),
     (
         "ng_dump_config",
