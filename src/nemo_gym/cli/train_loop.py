@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -121,6 +122,7 @@ def _row_line(result: object) -> str:
 @cli_entry
 def main() -> int:
     params, _ = load_params(TrainLoopParams, "ng_train_loop")
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # one line per tensor file otherwise
     absent = [
         m
         for m in ("torch", "transformers", "gguf", "accelerate")

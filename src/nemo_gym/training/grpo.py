@@ -97,14 +97,20 @@ def clipped_loss(
     return loss, n_clipped, log_ratio.abs().sum()
 
 
-def token_log_probs(model: Any, input_ids: list[int], temperature: float) -> Any:
-    """log p(input_ids[t] | input_ids[:t]) for t >= 1 (position 0 gets 0), with temperature."""
+def token_log_probs(model: Any, input_ids: list[int], temperature: float, mask: Any) -> Any:
+    """log p(input_ids[t] | input_ids[:t]) at temperature, where ``mask`` is 1 (0 elsewhere).
+
+    The output projection (49k rows for SmolLM2) is applied only to the positions that predict
+    a masked token, which saves most of its cost on long prompts.
+    """
     import torch
 
     ids = torch.tensor([input_ids])
-    logits = model(ids).logits[0, :-1].float() / temperature
-    lp = torch.log_softmax(logits, dim=-1).gather(1, ids[0, 1:, None])[:, 0]
-    return torch.cat([torch.zeros(1), lp])
+    hidden = model.model(ids).last_hidden_state[0]
+    where = torch.nonzero(mask[1:]).flatten()  # token t is predicted at position t - 1
+    logits = model.lm_head(hidden[where]).float() / temperature
+    picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, where + 1, None])[:, 0]
+    return torch.zeros(len(input_ids)).index_put((where + 1,), picked)
 
 
 def grpo_update(
@@ -135,15 +141,15 @@ def grpo_update(
             for sample, advantage in batch:
                 mask = torch.tensor(sample.loss_mask, dtype=torch.float32)
                 old = torch.tensor(sample.log_probs, dtype=torch.float32)
-                new = token_log_probs(model, sample.input_ids, settings.temperature)
+                new = token_log_probs(model, sample.input_ids, settings.temperature, mask)
                 loss, n_clipped, abs_ratio = clipped_loss(
                     new, old, torch.tensor(advantage), mask, settings.clip_eps
                 )
                 (loss / denominator).backward()
                 losses += loss.item()
-                clipped_total += float(n_clipped)
+                clipped_total += n_clipped.item()
                 if epoch == 0 and start == 0:
-                    first_pass_ratio += float(abs_ratio)
+                    first_pass_ratio += abs_ratio.item()
                 stats.tokens += len(sample.input_ids)
                 stats.trained_tokens += int(mask.sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)

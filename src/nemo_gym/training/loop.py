@@ -2,8 +2,9 @@
 
 Runs against servers that are already up (``ng_train_loop`` starts them with ``ng_run``): an
 agent's ``/run`` for rollouts and ``local_model``'s ``/load_weights`` for new weights. Every
-rollout comes from the real model server in training mode, with a fixed seed per (iteration,
-task, repeat), so a run is reproducible. Iteration 0 only measures; each later iteration
+rollout comes from the real model server in training mode, with a fixed seed per (task,
+repeat), the same in every iteration, so a run is reproducible and iterations are compared
+rollout for rollout. Iteration 0 only measures; each later iteration
 updates the transformers copy of the served model on the previous iteration's training
 rollouts (``grpo.py``), writes it as F16 GGUF (``convert.py``), makes the server load it, and
 collects the training and held-out tasks again. Rewards are summarised per task first (the
@@ -211,10 +212,12 @@ class PolicyLoop:
     async def measure(self, iteration: int, seconds: dict[str, float]) -> tuple[Any, Any]:
         s = self.settings
         started = time.monotonic()
-        train = await self.collect(
-            self.train_rows, f"train-{iteration}", s.seed * 7_919 + 100_003 * iteration
+        # The same seeds every iteration: a task's k-th rollout is compared with its k-th
+        # rollout under the previous weights (paired), so a change is the weights', not luck's.
+        train = await self.collect(self.train_rows, f"train-{iteration}", s.seed * 7_919)
+        heldout = await self.collect(
+            self.heldout_rows, f"heldout-{iteration}", s.seed * 7_919 + 500_009
         )
-        heldout = await self.collect(self.heldout_rows, f"heldout-{iteration}", s.seed * 7_919 + 1)
         seconds["collect"] = time.monotonic() - started
         return train, heldout
 
