@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from nemo_gym.base_responses_api_model import (
     BaseResponsesAPIModelConfig,
@@ -53,7 +53,13 @@ from responses_api_models.local_model.prompting import (
     parse_tool_calls,
     tool_grammar,
 )
-from responses_api_models.local_model.weights import PoolSwitch, WeightsError
+from responses_api_models.local_model.weights import (
+    LoadWeightsRequest,
+    LoadWeightsResponse,
+    PolicyInfo,
+    PoolSwitch,
+    WeightsError,
+)
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -80,26 +86,6 @@ class LocalModelConfig(BaseResponsesAPIModelConfig):
         ge=1,
         description=("Samples of one answer until its tool calls validate against their schemas."),
     )
-
-
-class LoadWeightsRequest(BaseModel):
-    """``POST /load_weights``: serve another GGUF file from now on."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model_path: str = Field(description="A GGUF file with the served model's vocabulary.")
-
-
-class PolicyInfo(BaseModel):
-    name: str
-    version: str
-
-
-class LoadWeightsResponse(BaseModel):
-    policy: PolicyInfo
-    previous_version: str
-    model_path: str
-    load_s: float
 
 
 @dataclass

@@ -4,7 +4,8 @@
 and the policy version it reports), so a request that started before a swap finishes on the
 weights it started on. :meth:`PoolSwitch.load` builds the new pool in a worker thread (the event
 loop keeps serving meanwhile), checks that it speaks the same tokens, then makes it current; the
-old pool is closed when its last lease ends. Neighbours: ``engine.py`` (the pool itself).
+old pool is closed when its last lease ends. The ``POST /load_weights`` body and answer are
+defined here too. Neighbours: ``engine.py`` (the pool itself), ``app.py`` (the route).
 """
 
 from __future__ import annotations
@@ -15,9 +16,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from responses_api_models.local_model.engine import LlamaPool
 
 logger = logging.getLogger(__name__)
+
+
+class LoadWeightsRequest(BaseModel):
+    """``POST /load_weights``: serve another GGUF file from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str = Field(description="A GGUF file with the served model's vocabulary.")
+
+
+class PolicyInfo(BaseModel):
+    name: str
+    version: str
+
+
+class LoadWeightsResponse(BaseModel):
+    policy: PolicyInfo
+    previous_version: str
+    model_path: str
+    load_s: float
 
 
 class WeightsError(ValueError):

@@ -29,6 +29,7 @@ ENVIRONMENTS = [
     "instruction_following",
     "structured_outputs",
     "reasoning_gym",
+    "weather_condition",
 ]
 
 

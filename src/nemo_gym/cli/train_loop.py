@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -108,7 +107,7 @@ def _free_port() -> int:
 
 
 def _row_line(result: object) -> str:
-    from nemo_gym.training.loop import IterationResult
+    from nemo_gym.training.report import IterationResult
 
     assert isinstance(result, IterationResult)
     phases = " ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
@@ -138,7 +137,8 @@ def main() -> int:
     from nemo_gym.rollouts.inputs import read_rows
     from nemo_gym.training.convert import load_gguf_model, shipped_gguf
     from nemo_gym.training.grpo import GrpoSettings
-    from nemo_gym.training.loop import LoopSettings, PolicyLoop, plot
+    from nemo_gym.training.loop import LoopSettings, PolicyLoop
+    from nemo_gym.training.report import as_json, plot
 
     train_rows = read_rows(resolve_path(params.train_jsonl_fpath), limit=params.train_limit)
     heldout_rows = read_rows(resolve_path(params.heldout_jsonl_fpath), limit=params.heldout_limit)
@@ -198,7 +198,7 @@ def main() -> int:
         results = asyncio.run(loop.run(lambda r: print(_row_line(r), flush=True)))
     finally:
         servers.stop()
-    (output / "loop.json").write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    (output / "loop.json").write_text(json.dumps(as_json(results), indent=2) + "\n")
     picture = plot(results, output / "reward.png")
     shown = f", {picture}" if picture else " (matplotlib is not installed: no plot)"
     print(f"-> {output / 'loop.json'}{shown}")

@@ -1,6 +1,9 @@
 """Training on rollouts: rows to token samples (``samples``) and trainers' formats (``exports``).
 
-Sits above ``rollouts`` (it reads the rows that package writes) and below ``cli``.
+With the ``[train]`` extra (torch, transformers, gguf), also: ``convert`` (weights between GGUF
+and transformers), ``grpo`` (a GRPO update), ``loop`` and ``report`` (the closed training loop).
+Those are imported by name only (``from nemo_gym.training.loop import ...``), never from here,
+so the core install does not need them. Sits above ``rollouts`` and below ``cli``.
 """
 
 from nemo_gym.training.exports import FORMATS, ExportFormat, ExportReport, export, read_rollouts

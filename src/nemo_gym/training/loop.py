@@ -4,12 +4,10 @@ Runs against servers that are already up (``ng_train_loop`` starts them with ``n
 agent's ``/run`` for rollouts and ``local_model``'s ``/load_weights`` for new weights. Every
 rollout comes from the real model server in training mode, with a fixed seed per (task,
 repeat), the same in every iteration, so a run is reproducible and iterations are compared
-rollout for rollout. Iteration 0 only measures; each later iteration
-updates the transformers copy of the served model on the previous iteration's training
-rollouts (``grpo.py``), writes it as F16 GGUF (``convert.py``), makes the server load it, and
-collects the training and held-out tasks again. Rewards are summarised per task first (the
-repeats of a task are not independent), with a Student-t 95% interval over tasks; failed rows
-are counted and left out, never scored 0.
+rollout for rollout. Iteration 0 only measures; each later iteration updates the transformers
+copy of the served model on the previous iteration's training rollouts (``grpo.py``), writes it
+as F16 GGUF (``convert.py``), makes the server load it, and collects the training and held-out
+tasks again; ``report.py`` summarises the rewards.
 
 Needs the ``[train]`` extra. Neighbours: ``cli/train_loop.py`` (the command), ``samples.py``.
 """
@@ -17,11 +15,9 @@ Needs the ``[train]`` extra. Neighbours: ``cli/train_loop.py`` (the command), ``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import math
-import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +31,16 @@ from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.summary import summarise
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
 from nemo_gym.training.grpo import GrpoSettings, UpdateStats, grpo_update
-from nemo_gym.training.samples import FailedRowPolicy, SampleError, build_sample, row_reward
+from nemo_gym.training.report import IterationResult, summarise_rewards
+from nemo_gym.training.samples import (
+    FailedRowPolicy,
+    SampleError,
+    TokenSample,
+    build_sample,
+    row_reward,
+)
 
 logger = logging.getLogger(__name__)
-# Student-t 0.975 quantiles by degrees of freedom (1..30); 1.96 beyond.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 class LoopError(RuntimeError):
@@ -59,51 +58,6 @@ class LoopSettings:
     parallel: int = 4
     rollout_timeout_s: float = 600.0
     grpo: GrpoSettings = field(default_factory=GrpoSettings)
-
-
-@dataclass(frozen=True)
-class RewardSummary:
-    """Mean reward over tasks (each task's mean over its repeats) and its 95% interval."""
-
-    mean: float
-    half_width: float  # the interval is mean +- half_width
-    tasks: int
-    rollouts: int
-    failed: int
-
-    def text(self) -> str:
-        return f"{self.mean:.3f} +- {self.half_width:.3f}"
-
-
-def summarise_rewards(rows: list[dict[str, Any]]) -> RewardSummary:
-    """Per-task mean rewards, their mean and Student-t 95% half-width (failed rows counted)."""
-    by_task: dict[Any, list[float]] = defaultdict(list)
-    failed = 0
-    for row in rows:
-        reward = row.get("reward")
-        if row.get("_ng_status") == "failed" or not isinstance(reward, (int, float)):
-            failed += 1
-            continue
-        by_task[row.get("_ng_task_index")].append(float(reward))
-    means = [statistics.fmean(v) for v in by_task.values()]
-    if not means:
-        return RewardSummary(math.nan, math.nan, 0, 0, failed)
-    n = len(means)
-    half = math.nan
-    if n > 1:
-        t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-        half = t * statistics.stdev(means) / math.sqrt(n)
-    return RewardSummary(statistics.fmean(means), half, n, len(rows) - failed, failed)
-
-
-@dataclass
-class IterationResult:
-    iteration: int
-    version: str
-    train: RewardSummary
-    heldout: RewardSummary
-    seconds: dict[str, float]  # phase -> seconds: update, export, reload, collect
-    update: UpdateStats | None = None
 
 
 def policy_versions(rows: list[dict[str, Any]]) -> set[str]:
@@ -143,10 +97,11 @@ class PolicyLoop:
             model.parameters(), lr=settings.grpo.learning_rate, weight_decay=0.0
         )
 
-    async def collect(self, rows: list[dict[str, Any]], name: str, seed_base: int) -> Any:
-        """Run ``rows`` x repeats through the agent in training mode; return the rows."""
+    async def collect(
+        self, rows: list[dict[str, Any]], name: str, repeats: int, seed_base: int
+    ) -> list[dict[str, Any]]:
+        """Run ``rows`` x ``repeats`` through the agent in training mode; return the rows."""
         s = self.settings
-        repeats = s.repeats if name.startswith("train") else s.heldout_repeats
         tasks = []
         for task_index, row in enumerate(rows):
             for repeat in range(repeats):
@@ -196,7 +151,8 @@ class PolicyLoop:
         finally:
             await http.close()
 
-    def samples(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def samples(self, rows: list[dict[str, Any]]) -> list[TokenSample]:
+        """Token samples of the rows (failed rows dropped, unusable rows logged and skipped)."""
         out = []
         for row in rows:
             where = f"task {row.get('_ng_task_index')} repeat {row.get('_ng_repeat_index')}"
@@ -209,14 +165,18 @@ class PolicyLoop:
                 logger.warning("not trained on: %s", exc)
         return out
 
-    async def measure(self, iteration: int, seconds: dict[str, float]) -> tuple[Any, Any]:
+    async def measure(
+        self, iteration: int, seconds: dict[str, float]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         s = self.settings
         started = time.monotonic()
         # The same seeds every iteration: a task's k-th rollout is compared with its k-th
         # rollout under the previous weights (paired), so a change is the weights', not luck's.
-        train = await self.collect(self.train_rows, f"train-{iteration}", s.seed * 7_919)
+        train = await self.collect(
+            self.train_rows, f"train-{iteration}", s.repeats, s.seed * 7_919
+        )
         heldout = await self.collect(
-            self.heldout_rows, f"heldout-{iteration}", s.seed * 7_919 + 500_009
+            self.heldout_rows, f"heldout-{iteration}", s.heldout_repeats, s.seed * 7_919 + 500_009
         )
         seconds["collect"] = time.monotonic() - started
         return train, heldout
@@ -233,9 +193,7 @@ class PolicyLoop:
             samples = self.samples(train)
             if not samples:
                 raise LoopError(f"iteration {iteration}: no usable training rollouts")
-            grpo = GrpoSettings(
-                **{**self.settings.grpo.__dict__, "seed": self.settings.seed + iteration}
-            )
+            grpo = dataclasses.replace(self.settings.grpo, seed=self.settings.seed + iteration)
             stats = await asyncio.to_thread(grpo_update, self.model, self.optimizer, samples, grpo)
             seconds["update"] = stats.seconds
             started = time.monotonic()
@@ -274,32 +232,3 @@ class PolicyLoop:
             {k: round(v, 2) for k, v in seconds.items()},
             stats,
         )
-
-
-def plot(results: list[IterationResult], path: Path) -> Path | None:
-    """Reward against iteration (train and held-out, with 95% intervals) as a PNG; None when
-    matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: no plot written")
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    x = [r.iteration for r in results]
-    for label, pick in (("train", "train"), ("held-out", "heldout")):
-        summaries = [getattr(r, pick) for r in results]
-        errors = [0.0 if math.isnan(s.half_width) else s.half_width for s in summaries]
-        ax.errorbar(x, [s.mean for s in summaries], yerr=errors, marker="o", capsize=4, label=label)
-    ax.set_xlabel("iteration (GRPO updates)")
-    ax.set_ylabel("mean reward (95% interval over tasks)")
-    ax.set_xticks(x)
-    ax.set_ylim(-0.05, 1.05)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
