@@ -97,6 +97,8 @@ class Servers:
                 self.popen.kill()
                 self.popen.wait(10)
         self._thread.join(10)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
         self.log.close()
 
 
