@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nemo_gym.core.errors import GymError
+from nemo_gym.training import extra
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -78,15 +79,15 @@ def load_gguf_model(gguf_path: Path) -> PreTrainedModel:
     transformers refuses to ``save_pretrained`` a model it loaded from GGUF, so the model is
     rebuilt from the loaded config and given the loaded weights.
     """
-    import torch
-    from transformers import AutoModelForCausalLM
+    torch = extra.torch()
+    AutoModelForCausalLM = extra.transformers().AutoModelForCausalLM
 
     if not gguf_path.is_file():
         raise ConversionError(f"{gguf_path}: no such GGUF file")
     loaded = AutoModelForCausalLM.from_pretrained(
         str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
     )
-    model: Any = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+    model: Any = AutoModelForCausalLM.from_config(
         loaded.config, dtype=torch.float32
     )
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
@@ -154,7 +155,7 @@ def write_gguf(model: PreTrainedModel, template: Path, output: Path, dtype: str 
 
     Written to ``output.partial`` first and renamed, so a reader never sees half a file.
     """
-    import gguf
+    gguf = extra.gguf()
 
     tensors = gguf_tensors(model, dtype)
     reader = gguf.GGUFReader(template)
@@ -191,8 +192,8 @@ def write_gguf(model: PreTrainedModel, template: Path, output: Path, dtype: str 
 
 def gguf_to_transformers(gguf_path: Path, output_dir: Path, dtype: str = "f16") -> Path:
     """Save a GGUF's weights, config and tokenizer as a transformers model directory."""
-    import torch
-    from transformers import AutoTokenizer
+    torch = extra.torch()
+    AutoTokenizer = extra.transformers().AutoTokenizer
 
     model: Any = load_gguf_model(gguf_path)
     if dtype not in DTYPES:
@@ -208,8 +209,8 @@ def transformers_to_gguf(
     model_dir: Path, output: Path, template: Path, dtype: str = "f16"
 ) -> Path:
     """Write a transformers model directory as a GGUF (metadata from ``template``)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    torch = extra.torch()
+    AutoModelForCausalLM = extra.transformers().AutoModelForCausalLM
 
     if not (model_dir / "config.json").is_file():
         raise ConversionError(f"{model_dir}: no config.json (not a transformers model directory)")

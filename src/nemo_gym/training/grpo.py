@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import random
 import statistics
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from nemo_gym.training import extra
 from nemo_gym.training.samples import TokenSample
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def clipped_loss(
     new_lp: Any, old_lp: Any, advantage: Any, mask: Any, eps: float
 ) -> tuple[Any, Any, Any]:
     """Summed clipped surrogate over masked tokens, the number clipped, and |log ratio| sum."""
-    import torch
+    torch = extra.torch()
 
     log_ratio = (new_lp - old_lp) * mask
     ratio = torch.exp(log_ratio)
@@ -103,7 +105,7 @@ def token_log_probs(model: Any, input_ids: list[int], temperature: float, mask: 
     The output projection (49k rows for SmolLM2) is applied only to the positions that predict
     a masked token, which saves most of its cost on long prompts.
     """
-    import torch
+    torch = extra.torch()
 
     ids = torch.tensor([input_ids])
     hidden = model.model(ids).last_hidden_state[0]
@@ -117,9 +119,7 @@ def grpo_update(
     model: Any, optimizer: Any, samples: list[TokenSample], settings: GrpoSettings
 ) -> UpdateStats:
     """One GRPO update of ``model`` on ``samples`` (see the module docstring)."""
-    import time
-
-    import torch
+    torch = extra.torch()
 
     started = time.monotonic()
     weighted, skipped = advantages(samples)

@@ -30,6 +30,7 @@ from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.summary import summarise
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
+from nemo_gym.training import extra
 from nemo_gym.training.grpo import GrpoSettings, UpdateStats, grpo_update
 from nemo_gym.training.report import IterationResult, summarise_rewards
 from nemo_gym.training.samples import (
@@ -86,7 +87,7 @@ class PolicyLoop:
         output_dir: Path,
         settings: LoopSettings,
     ) -> None:
-        import torch
+        torch = extra.torch()
 
         self.run_url, self.model_url = run_url, model_url
         self.train_rows, self.heldout_rows = train_rows, heldout_rows
