@@ -153,9 +153,10 @@ class PolicyLoop:
             await http.close()
 
     def samples(self, rows: list[dict[str, Any]]) -> list[TokenSample]:
-        """Token samples of the rows (failed rows dropped, unusable rows logged and skipped)."""
+        """Token samples of the rows in (task, repeat) order, whatever order they finished in
+        (failed rows dropped, unusable rows logged and skipped)."""
         out = []
-        for row in rows:
+        for row in sorted(rows, key=lambda r: (r["_ng_task_index"], r["_ng_repeat_index"])):
             where = f"task {row.get('_ng_task_index')} repeat {row.get('_ng_repeat_index')}"
             reward = row_reward(row, FailedRowPolicy(), where)
             if reward is None:
