@@ -76,3 +76,7 @@ def main() -> int:
         convert.gguf_to_transformers(source, target, params.dtype)
     print(f"{source} -> {target} ({params.dtype})")
     return 0
+
+
+if __name__ == "__main__":
+    main()
