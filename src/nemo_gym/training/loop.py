@@ -126,7 +126,7 @@ class PolicyLoop:
         try:
             await collect(
                 tasks,
-                run_url=self.run_url,
+                run_url=lambda task: self.run_url,  # one agent for every task
                 writer=writer,
                 parallel=s.parallel,
                 timeout_s=s.rollout_timeout_s,
