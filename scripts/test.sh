@@ -3,7 +3,9 @@
 # end-to-end tests that start the real servers on loopback ports. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# dev (local model, environments, test tools) and train (torch, transformers, TRL: the training
+# tests, the closed loop and TRL's GRPOTrainer run for real on the CPU).
+bash scripts/setup.sh dev train
 .venv/bin/ruff check --quiet .
 .venv/bin/mypy --no-error-summary
 exec .venv/bin/python -m pytest "$@"
