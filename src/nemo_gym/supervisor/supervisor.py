@@ -183,6 +183,11 @@ class Supervisor:
             except TimeoutError:
                 self._signal(members, signal.SIGKILL)
                 await waits
+        for child in self.children:
+            # Each server leads its own process group; what it started and left running
+            # (worker pools, sandboxed programs) goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
 
     def _on_signal(self) -> None:
         if self._stop.is_set():
