@@ -149,6 +149,7 @@ def http(status: int, body: Any) -> FakeHttp:
         (FakeHttp(UpstreamError("deadline passed", kind="timeout")), "failed", "timeout"),
         (FakeHttp(UpstreamError("refused", kind="connection")), "failed", "agent_error"),
         (http(500, {"detail": "boom"}), "failed", "agent_error"),
+        (http(422, {"detail": "bad row"}), "failed", "invalid_input"),
         (http(200, b"not json"), "failed", "agent_error"),
         (http(200, [1, 2]), "failed", "agent_error"),
         # an agent written for NeMo Gym answers the verify response: no _ng_ keys

@@ -51,7 +51,9 @@ async def run_one(
         return failed("timeout" if exc.kind == "timeout" else "agent_error", str(exc))
     if not resp.ok:
         text = resp.body[:2000].decode(errors="replace")
-        return failed("agent_error", f"agent answered HTTP {resp.status}: {text}")
+        # 4xx: the agent refused the row itself (bad data); 5xx: the agent failed.
+        kind: FailedKind = "invalid_input" if 400 <= resp.status < 500 else "agent_error"
+        return failed(kind, f"agent answered HTTP {resp.status}: {text}")
     try:
         row = resp.json_sync()
     except ValueError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
@@ -35,7 +34,6 @@ STATUS_OF_FAILURE: dict[str, int] = {
     "agent_error": 500,
 }
 DEFAULT_ROLLOUT_TIMEOUT_S = 3600.0
-_AGENT_STATUS = re.compile(r"agent answered HTTP (\d{3})\b")
 
 
 class RolloutError(RuntimeError):
@@ -46,8 +44,7 @@ class RolloutError(RuntimeError):
         self.kind = str(failure.get("kind") or "agent_error")
         self.row = row
         self.response_content = str(failure.get("message") or "")
-        answered = _AGENT_STATUS.match(self.response_content)  # the agent's own HTTP status
-        self.status = int(answered.group(1)) if answered else STATUS_OF_FAILURE.get(self.kind, 500)
+        self.status = STATUS_OF_FAILURE.get(self.kind, 500)
         super().__init__(f"rollout failed ({self.kind}): {self.response_content}")
 
 
