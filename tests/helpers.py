@@ -94,6 +94,12 @@ WEATHER_CONFIGS = (
 )
 
 
+def instance_entry(kind: str, impl: str, url: str) -> dict[str, Any]:
+    """A config section ``{kind: {impl: {host, port, entrypoint}}}`` for a server at ``url``."""
+    host, port = url.removeprefix("http://").split(":")
+    return {kind: {impl: {"host": host, "port": int(port), "entrypoint": "app.py"}}}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ from resources_servers.example_single_tool_call.app import (
 )
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
-from tests.helpers import serve_app, serve_fake_openai
+from tests.helpers import instance_entry, serve_app, serve_fake_openai
 
 RunRow = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -53,11 +53,6 @@ class TestResourcesServer(ExampleSingleToolCallServer):
         return BaseVerifyResponse(**body.model_dump(), reward=0.5)
 
 
-def _entry(kind: str, impl: str, url: str) -> dict[str, Any]:
-    host, port = url.removeprefix("http://").split(":")
-    return {kind: {impl: {"host": host, "port": int(port), "entrypoint": "app.py"}}}
-
-
 @pytest.fixture
 async def run_row() -> AsyncIterator[RunRow]:
     async with serve_fake_openai() as (base_url, _fake):
@@ -78,8 +73,8 @@ async def run_row() -> AsyncIterator[RunRow]:
             serve_app(resources.setup_webserver()) as resources_url,
         ):
             config = {
-                "policy_model": _entry("responses_api_models", "openai_model", model_url),
-                "weather": _entry("resources_servers", "weather", resources_url),
+                "policy_model": instance_entry("responses_api_models", "openai_model", model_url),
+                "weather": instance_entry("resources_servers", "weather", resources_url),
             }
             agent = SimpleAgent(
                 config=SimpleAgentConfig(

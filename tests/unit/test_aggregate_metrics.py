@@ -39,7 +39,7 @@ from nemo_gym.rollouts.aggregate import aggregate_metrics
 from nemo_gym.rollouts.metrics import MetricsReport, by_agent, collect_metrics, metrics_path
 from nemo_gym.rollouts.summary import summarise
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
-from tests.helpers import asgi_client, assistant_message, model_response, serve_app
+from tests.helpers import asgi_client, assistant_message, instance_entry, model_response, serve_app
 
 OUTCOMES = [[(1.0, "4"), (0.0, "5"), (1.0, "4")], [(0.0, "x"), (0.0, "y"), (1.0, "z")]]
 FORMAT = [1.0, 0.5]
@@ -171,9 +171,8 @@ async def agent_and_resources() -> AsyncIterator[ServerClient]:
     async with AsyncExitStack() as stack:
         for name, (kind, server) in servers.items():
             url = await stack.enter_async_context(serve_app(server.setup_webserver()))
-            host, port = url.removeprefix("http://").split(":")
             kind = "responses_api_agents" if name == "agent" else kind
-            config[name] = {kind: {"impl": {"host": host, "port": int(port)}}}
+            config[name] = instance_entry(kind, "impl", url)
         try:
             yield client
         finally:

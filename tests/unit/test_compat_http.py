@@ -50,7 +50,7 @@ from nemo_gym.server_utils import (
     get_response_json,
     raise_for_status,
 )
-from tests.helpers import serve_app
+from tests.helpers import instance_entry, serve_app
 
 # ---- a resources server, a model and an agent in NeMo Gym's style -----------------------
 
@@ -237,8 +237,7 @@ async def nemo_gym_style_servers() -> AsyncIterator[tuple[dict[str, str], dict[s
         urls = {}
         for name, server in servers.items():
             url = await stack.enter_async_context(serve_app(server.setup_webserver()))
-            host, port = url.removeprefix("http://").split(":")
-            config[name] = {kinds[name]: {"impl": {"host": host, "port": int(port)}}}
+            config[name] = instance_entry(kinds[name], "impl", url)
             urls[name] = url
         try:
             yield urls, config

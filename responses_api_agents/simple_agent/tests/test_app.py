@@ -4,8 +4,6 @@ tests/unit/test_agent_loop.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from nemo_gym.head.client import ServerClient
@@ -15,12 +13,7 @@ from resources_servers.example_single_tool_call.app import (
 )
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
-from tests.helpers import WEATHER_TOOL, serve_app, serve_fake_openai
-
-
-def entry(kind: str, impl: str, url: str) -> dict[str, Any]:
-    host, port = url.removeprefix("http://").split(":")
-    return {kind: {impl: {"host": host, "port": int(port), "entrypoint": "app.py"}}}
+from tests.helpers import WEATHER_TOOL, instance_entry, serve_app, serve_fake_openai
 
 
 async def test_run_calls_the_tool_then_answers_and_is_verified() -> None:
@@ -49,8 +42,10 @@ async def test_run_calls_the_tool_then_answers_and_is_verified() -> None:
                 ),
                 server_client=ServerClient(
                     {
-                        "policy_model": entry("responses_api_models", "openai_model", model_url),
-                        "weather": entry("resources_servers", "weather", weather_url),
+                        "policy_model": instance_entry(
+                            "responses_api_models", "openai_model", model_url
+                        ),
+                        "weather": instance_entry("resources_servers", "weather", weather_url),
                     }
                 ),
             )
