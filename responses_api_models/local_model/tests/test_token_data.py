@@ -117,7 +117,7 @@ async def test_log_probs_match_a_teacher_forced_pass(
     expected = teacher_forced(reference, [prompt], sampled, temperature)
     recorded = np.asarray(last["generation_log_probs"])
     difference = np.abs(recorded - expected)
-    assert float(difference.mean()) < 0.01, (recorded, expected)
+    assert float(difference.max()) < 1e-4, (recorded, expected)  # same arithmetic: equal
     # Not a constant: a uniform read (-ln(vocab)) or a stale row would differ per token.
     assert len(set(np.round(recorded, 3))) > 1
 
@@ -140,7 +140,7 @@ async def test_multi_turn_training_data_beyond_one_batch(
     tail = second["prompt_token_ids"][len(exact) :]
     chunks = [first_prompt, *([t] for t in first_sampled), tail]
     expected = teacher_forced(reference, chunks, second["generation_token_ids"], 0.9)
-    assert float(np.abs(np.asarray(second["generation_log_probs"]) - expected).mean()) < 0.01
+    assert float(np.abs(np.asarray(second["generation_log_probs"]) - expected).max()) < 1e-4
 
 
 async def test_turn_records_sampling_params_policy_and_seed_reproduces(
