@@ -69,5 +69,8 @@ def test_a_row_without_an_agent_is_refused_before_any_work(
         ]
     )
     assert collect.wait(60) == 2, collect.text
-    assert "rows 1 name no agent: give +agent_name=... or an agent_ref in each row" in collect.text
+    assert (
+        f"{data}: rows 1 name no agent (agent_ref); give +agent_name=... or an agent_ref in "
+        "each row" in collect.text
+    )
     assert not (tmp_path / "out.jsonl").exists()

@@ -27,8 +27,8 @@ def test_a_rows_own_agent_ref_wins_and_agent_name_fills_the_rest() -> None:
 
 
 def test_rows_without_an_agent_are_named() -> None:
-    with pytest.raises(ConfigError, match=r"rows 2, 3 name no agent"):
-        route_rows(rows("a", None, None), None)
+    with pytest.raises(ConfigError, match=r"in.jsonl: rows 2, 3 name no agent \(agent_ref\)"):
+        route_rows(rows("a", None, None), None, "in.jsonl")
 
 
 def test_repeats_per_agent_with_a_default() -> None:

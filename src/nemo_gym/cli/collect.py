@@ -135,7 +135,7 @@ def main() -> int:
     rows = read_rows(
         input_path, limit=params.limit or None, overrides=params.responses_create_params
     )
-    agents = route_rows(rows, params.agent_name)
+    agents = route_rows(rows, params.agent_name, str(input_path))
     tasks = expand(rows, repeats_for(agents, params.num_repeats))
     print(f"Found {len(tasks)} rows!")
     if len(tasks) > len(rows):

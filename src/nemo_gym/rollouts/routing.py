@@ -23,11 +23,13 @@ AGENT_TYPE = "responses_api_agents"
 DEFAULT_KEY = "_default"
 
 
-def route_rows(rows: list[dict[str, Any]], agent_name: str | None) -> list[str]:
+def route_rows(
+    rows: list[dict[str, Any]], agent_name: str | None, source: str = "the input"
+) -> list[str]:
     """The agent of each row (setting ``agent_ref`` where only ``+agent_name`` gave it).
 
     Raises:
-        ConfigError: rows with no agent (numbered from 1, as lines of the file are).
+        ConfigError: rows of ``source`` with no agent (numbered from 1, blank lines skipped).
     """
     agents: list[str] = []
     missing: list[int] = []
@@ -43,7 +45,8 @@ def route_rows(rows: list[dict[str, Any]], agent_name: str | None) -> list[str]:
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise ConfigError(
-            f"rows {shown} name no agent: give +agent_name=... or an agent_ref in each row",
+            f"{source}: rows {shown} name no agent (agent_ref); give +agent_name=... or an "
+            "agent_ref in each row",
             source="command line",
             key="+agent_name",
         )
