@@ -96,23 +96,22 @@ def test_a_killed_server_is_restarted_and_the_collection_finishes(
             assert collect.wait(120) in (0, 3), collect.text
             written = [json.loads(line) for line in out.read_text().splitlines()]
             assert len(written) == 40  # nothing lost: every rollout is a row
-            failed = [r for r in written if r["_ng_status"] == "failed"]
-            assert len(failed) <= 4  # at most those in flight inside the killed server
-            assert sum(r["_ng_status"] == "completed" for r in written) >= 36
+            # The rollouts inside the killed server were run again once it was back.
+            assert [r["_ng_status"] for r in written] == ["completed"] * 40, collect.text
+            keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in written]
+            assert sorted(keys) == [(0, i) for i in range(40)]
+            if victim != "example_single_tool_call":
+                # Model calls take 0.2 s and the agent holds every rollout, so rollouts were
+                # inside the killed server (a tool call is too short to be sure of that).
+                assert "not answering: collection paused until it is back" in collect.text
+                assert "collection resumed" in collect.text
             assert healthy(target["url"])  # same port, new process
             assert "was killed by SIGKILL; restarting it in 1s" in run.text
-            # Resume runs what failed again: every (task, repeat) once, all completed.
+            # A resume finds nothing left to do.
             resumed = Proc([*collect.popen.args, "+resume=true"])  # type: ignore[misc]
             assert resumed.wait(120) == 0, resumed.text
-            final = [json.loads(line) for line in out.read_text().splitlines()]
-            keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in final]
-            assert sorted(keys) == [(0, i) for i in range(40)]
-            assert all(r["_ng_status"] == "completed" for r in final)
-            retried = [r for r in final if r["_ng_attempt_index"] == 1]
-            assert len(retried) == len(failed)
-            if failed:  # the failed attempts are kept beside the output, not in it
-                moved = out.with_name("out_failures.jsonl").read_text().splitlines()
-                assert len(moved) == len(failed)
+            assert "0 to run" in resumed.text
+            assert len(out.read_text().splitlines()) == 40
         finally:
             run.stop()
 

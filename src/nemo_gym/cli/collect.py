@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from nemo_gym.cli.params import cli_entry, load_params
-from nemo_gym.config.instances import check_agent_name
+from nemo_gym.config.instances import check_agent_name, instance_section
 from nemo_gym.config.loader import CLI_SOURCE
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
+from nemo_gym.rollouts.breaker import ServerBreaker, ServersDown, health_probe
 from nemo_gym.rollouts.collect import collect
 from nemo_gym.rollouts.inputs import expand, identify, read_rows
 from nemo_gym.rollouts.metrics import report_metrics
@@ -31,6 +32,7 @@ from nemo_gym.rollouts.output import (
 from nemo_gym.rollouts.resume import failures_path, plan_run
 from nemo_gym.rollouts.routing import add_seed, repeats_for, route_rows
 from nemo_gym.rollouts.summary import summarise
+from nemo_gym.server.http_client import HttpClient
 
 DEFAULT_PARALLEL = 64
 
@@ -90,6 +92,12 @@ class CollectParams(BaseModel):
         "<output stem>_failures.jsonl.",
     )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
+    server_down_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="While a server does not answer /health, collection pauses (failed "
+        "rollouts are run again once it is back); after this many seconds it stops.",
+    )
 
     #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
     renamed_parameters: ClassVar[dict[str, str]] = {"resume_from_cache": "resume"}
@@ -194,9 +202,19 @@ def main() -> int:
     def tick() -> None:
         bar.update(1)
 
-    try:
-        asyncio.run(
-            collect(
+    servers = {
+        name: client.base_url(name)
+        for name in client.global_config_dict
+        if instance_section(client.global_config_dict, name) is not None
+    }
+
+    async def run() -> None:
+        probe_http = HttpClient(limit=32, connect_timeout_s=2.0)
+        breaker = ServerBreaker(
+            health_probe(probe_http, servers), max_down_s=params.server_down_timeout_s
+        )
+        try:
+            await collect(
                 tasks,
                 run_url=lambda task: urls[task.row["agent_ref"]["name"]],
                 writer=writer,
@@ -204,11 +222,21 @@ def main() -> int:
                 timeout_s=params.rollout_timeout_s,
                 summary=summary,
                 on_done=tick,
-            ),
-            loop_factory=uvloop.new_event_loop,
-        )
+                breaker=breaker,
+            )
+        except* ServersDown as group:  # raised by the workers of a TaskGroup
+            raise group.exceptions[0] from None
+        finally:
+            await probe_http.close()
+
+    servers_down: ServersDown | None = None
+    try:
+        asyncio.run(run(), loop_factory=uvloop.new_event_loop)
     except KeyboardInterrupt:
         interrupted = True
+    except ServersDown as exc:
+        interrupted = True
+        servers_down = exc
     finally:
         bar.close()
         writer.close()
@@ -218,6 +246,9 @@ def main() -> int:
         print(report_metrics(client, summary, output_path, params.agent_name).text())
     if interrupted:
         missing = len(tasks) - (summary.total - len(plan.kept))
+        if servers_down is not None:
+            print(f"Stopped: {servers_down}. {missing} rollouts were not run.")
+            return 4
         print(
             f"Interrupted: {missing} rollouts were not run; add +resume=true to the same "
             "command to run them."

@@ -5,6 +5,9 @@ so ten thousand rows never become ten thousand pending coroutines), posts each r
 agent's ``/run``, and appends the row it gets back. Anything that goes wrong becomes a failed
 row: an agent that answers an error status, times out or cannot be reached is recorded with
 ``_ng_status: "failed"`` and a ``_ng_failure`` kind, never dropped or scored 0.
+
+With a ``ServerBreaker`` (``breaker.py``), a rollout that failed while a server was down is run
+again once the server answers (at most ``MAX_REQUEUES`` times) instead of being written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
+from nemo_gym.rollouts.breaker import ServerBreaker
 from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, failure_info
@@ -27,6 +31,9 @@ from nemo_gym.rollouts.row import (
 )
 from nemo_gym.rollouts.summary import RunSummary
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
+
+#: How many times one rollout is put back because a server was down when it failed.
+MAX_REQUEUES = 3
 
 
 async def run_one(
@@ -99,23 +106,43 @@ async def collect(
     timeout_s: float,
     summary: RunSummary,
     on_done: Callable[[], None],
+    breaker: ServerBreaker | None = None,
 ) -> None:
     """Run every task with at most ``parallel`` in flight, writing each row as it finishes.
 
-    ``run_url`` gives the ``/run`` URL of the agent a task goes to.
+    ``run_url`` gives the ``/run`` URL of the agent a task goes to. With ``breaker``, failures
+    while a server is down pause the run and are run again (see the module docstring).
     """
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
     http = HttpClient(timeout_s=timeout_s, limit=parallel + 8, limit_per_host=parallel + 8)
 
+    requeued: dict[tuple[int, int], int] = {}
+
+    async def server_was_down(task: Task, row: dict[str, Any]) -> bool:
+        if breaker is None or row.get(STATUS_KEY) != "failed":
+            return False
+        failure = row.get(FAILURE_KEY)
+        if isinstance(failure, dict) and failure.get("kind") == "invalid_input":
+            return False
+        if requeued.get(task.key, 0) >= MAX_REQUEUES or not await breaker.is_down():
+            return False
+        requeued[task.key] = requeued.get(task.key, 0) + 1
+        return True
+
     async def worker() -> None:
         while True:
+            if breaker is not None:
+                await breaker.wait_closed()
             try:
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             row, raw = await run_one(http, run_url(task), task, timeout_s)
+            if await server_was_down(task, row):
+                queue.put_nowait(task)
+                continue
             writer.write(row, raw)
             summary.add(row)
             on_done()
@@ -125,4 +152,6 @@ async def collect(
             for _ in range(min(parallel, len(tasks))):
                 group.create_task(worker())
     finally:
+        if breaker is not None:
+            await breaker.close()
         await http.close()

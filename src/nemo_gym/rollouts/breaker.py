@@ -1,0 +1,155 @@
+"""The collector's circuit breaker: pause while a server is down instead of failing rollouts.
+
+When a server dies mid-run (``ng_run`` restarts it, see ``nemo_gym.supervisor.restarts``), every
+rollout that needs it fails within milliseconds; without a breaker the collector would write the
+rest of the dataset as failed rows in seconds. ``collect`` (``collect.py``) asks
+:meth:`ServerBreaker.is_down` after each failed rollout: the breaker probes every server's
+``/health`` (one probe shared by all failures of the same moment, and none again for
+``recheck_s`` after a healthy answer). When a server does not answer, the breaker opens: the
+failed rollout is put back in the queue instead of being written, every worker waits in
+:meth:`ServerBreaker.wait_closed` before taking a task, and one watcher probes with backoff until
+every server answers again. A failure while all servers are healthy is the rollout's own and is
+written as usual. A server that stays down longer than ``max_down_s`` ends the collection with
+:class:`ServersDown`; the rollouts not run are left for ``+resume=true``.
+
+The clock and the sleep are injectable so the unit tests step time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from nemo_gym.core.errors import GymError, UpstreamError
+from nemo_gym.server.http_client import NO_RETRY, HttpClient
+
+logger = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[list[str]]]
+"""Returns the names of the servers that do not answer (empty: all are up)."""
+
+
+class ServersDown(GymError):
+    """Servers stayed down longer than the breaker waits; the collection stops."""
+
+
+class ServerBreaker:
+    """Tells a rollout's own failure from "a server is down", and pauses the latter.
+
+    Args:
+        probe: lists the servers that are down.
+        max_down_s: how long the servers may stay down before :class:`ServersDown`.
+        recheck_s: after a healthy probe, failures within this many seconds are the rollouts'
+            own without probing again (a thousand failures cost one probe).
+        poll_min_s, poll_max_s: the watcher's backoff between probes while open.
+    """
+
+    def __init__(
+        self,
+        probe: Probe,
+        *,
+        max_down_s: float = 600.0,
+        recheck_s: float = 1.0,
+        poll_min_s: float = 0.25,
+        poll_max_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._probe = probe
+        self.max_down_s = max_down_s
+        self.recheck_s = recheck_s
+        self.poll_min_s, self.poll_max_s = poll_min_s, poll_max_s
+        self._clock, self._sleep = clock, sleep
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self._lock = asyncio.Lock()
+        self._last_healthy: float | None = None
+        self._gave_up: ServersDown | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.down: list[str] = []
+        self.pauses = 0
+
+    @property
+    def is_open(self) -> bool:
+        """True while collection is paused."""
+        return not self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        """Return when no server is known to be down; raise :class:`ServersDown` if given up."""
+        await self._closed.wait()
+        if self._gave_up is not None:
+            raise self._gave_up
+
+    async def is_down(self) -> bool:
+        """After a failed rollout: is a server down (so the rollout should be run again)?"""
+        if self.is_open:
+            return True
+        async with self._lock:
+            if self.is_open:
+                return True
+            now = self._clock()
+            if self._last_healthy is not None and now - self._last_healthy < self.recheck_s:
+                return False
+            down = await self._probe()
+            if not down:
+                self._last_healthy = self._clock()
+                return False
+            self._open(down)
+            return True
+
+    def _open(self, down: list[str]) -> None:
+        self.down = down
+        self.pauses += 1
+        self._closed.clear()
+        logger.warning("%s not answering: collection paused until it is back", ", ".join(down))
+        self._watcher = asyncio.create_task(self._watch(self._clock()))
+
+    async def _watch(self, opened_at: float) -> None:
+        delay = self.poll_min_s
+        while True:
+            await self._sleep(delay)
+            down = await self._probe()
+            waited = self._clock() - opened_at
+            if not down:
+                logger.warning("servers answering again after %.1f s: collection resumed", waited)
+                self._last_healthy = self._clock()
+                self.down = []
+                self._closed.set()
+                return
+            if waited >= self.max_down_s:
+                self._gave_up = ServersDown(
+                    f"{', '.join(down)} did not answer for {waited:.0f} s; collection stopped "
+                    "(add +resume=true to the same command to run the rest)"
+                )
+                self.down = down
+                self._closed.set()
+                return
+            delay = min(delay * 2, self.poll_max_s)
+
+    async def close(self) -> None:
+        """Stop the watcher, if one runs."""
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except asyncio.CancelledError:
+                pass
+
+
+def health_probe(http: HttpClient, servers: Mapping[str, str], timeout_s: float = 2.0) -> Probe:
+    """A probe that GETs ``/health`` of every server in ``servers`` (name -> base URL)."""
+
+    async def one(name: str, url: str) -> str | None:
+        try:
+            resp = await http.request("GET", url + "/health", timeout_s=timeout_s, retry=NO_RETRY)
+        except UpstreamError:
+            return name
+        return None if resp.ok else name
+
+    async def probe() -> list[str]:
+        results = await asyncio.gather(*(one(n, u) for n, u in servers.items()))
+        return [name for name in results if name is not None]
+
+    return probe
