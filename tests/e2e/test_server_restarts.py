@@ -139,3 +139,49 @@ def test_the_head_servers_death_does_not_stop_the_run(tmp_path: Path) -> None:
             assert run.popen.poll() is None  # still serving
         finally:
             run.stop()
+
+
+def test_a_server_that_stays_down_stops_the_collection_for_a_resume(tmp_path: Path) -> None:
+    """With restarts off, a killed model stops ng_run; the collector pauses, then gives up.
+
+    Nothing is burnt into failed rows: the output holds only rollouts that completed, and the
+    collector exits 4 naming the servers that did not answer and the rollouts not run.
+    """
+    with fake_openai_process() as base_url:
+        port = free_port()
+        run = ng_run(port, base_url, "+max_restarts=0")
+        try:
+            run.wait_line("servers healthy in", timeout=60)
+            model = instances(port)["policy_model"]
+            row = json.loads(DATA.read_text().splitlines()[0])
+            row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 Oslo?"
+            data = tmp_path / "in.jsonl"
+            data.write_text(json.dumps(row) + "\n")
+            out = tmp_path / "out.jsonl"
+            collect = Proc(
+                [
+                    str(BIN / "ng_collect_rollouts"),
+                    f"+agent_name={AGENT}",
+                    f"+input_jsonl_fpath={data}",
+                    f"+output_jsonl_fpath={out}",
+                    "+num_repeats=40",
+                    "+num_samples_in_parallel=4",
+                    "+server_down_timeout_s=3",
+                    f"+head_server.port={port}",
+                ]
+            )
+            wait_for(
+                lambda: out.exists() and len(out.read_text().splitlines()) >= 4,
+                60,
+                "the first rollouts to finish",
+            )
+            os.kill(model["pid"], signal.SIGKILL)
+            assert collect.wait(120) == 4, collect.text
+            written = [json.loads(line) for line in out.read_text().splitlines()]
+            assert 4 <= len(written) < 40
+            assert all(r["_ng_status"] == "completed" for r in written)
+            assert f"{40 - len(written)} rollouts were not run" in collect.text
+            assert "did not answer for" in collect.text and "policy_model" in collect.text
+            assert "+resume=true" in collect.text
+        finally:
+            run.stop()
