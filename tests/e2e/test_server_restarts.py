@@ -54,6 +54,33 @@ def healthy(url: str) -> bool:
         return False
 
 
+def start_collection(port: int, tmp_path: Path, out: Path, *extra: str) -> Proc:
+    """Collect 40 rollouts, 4 at a time, each model call taking 0.2 s (so rollouts are in
+    flight when a kill lands); return once the first four rows are written."""
+    row = json.loads(DATA.read_text().splitlines()[0])
+    row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 Oslo?"
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    collect = Proc(
+        [
+            str(BIN / "ng_collect_rollouts"),
+            f"+agent_name={AGENT}",
+            f"+input_jsonl_fpath={data}",
+            f"+output_jsonl_fpath={out}",
+            "+num_repeats=40",
+            "+num_samples_in_parallel=4",
+            f"+head_server.port={port}",
+            *extra,
+        ]
+    )
+    wait_for(
+        lambda: out.exists() and len(out.read_text().splitlines()) >= 4,
+        60,
+        "the first rollouts to finish",
+    )
+    return collect
+
+
 @pytest.mark.parametrize(
     "victim",
     ["example_single_tool_call", "example_single_tool_call_simple_agent", "policy_model"],
@@ -68,28 +95,8 @@ def test_a_killed_server_is_restarted_and_the_collection_finishes(
         try:
             run.wait_line("servers healthy in", timeout=60)
             target = instances(port)[victim]
-            row = json.loads(DATA.read_text().splitlines()[0])
-            # each model call takes 0.2 s, so rollouts are in flight when the kill lands
-            row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 Oslo?"
-            data = tmp_path / "in.jsonl"
-            data.write_text(json.dumps(row) + "\n")
             out = tmp_path / "out.jsonl"
-            collect = Proc(
-                [
-                    str(BIN / "ng_collect_rollouts"),
-                    f"+agent_name={AGENT}",
-                    f"+input_jsonl_fpath={data}",
-                    f"+output_jsonl_fpath={out}",
-                    "+num_repeats=40",
-                    "+num_samples_in_parallel=4",
-                    f"+head_server.port={port}",
-                ]
-            )
-            wait_for(
-                lambda: out.exists() and len(out.read_text().splitlines()) >= 4,
-                60,
-                "the first rollouts to finish",
-            )
+            collect = start_collection(port, tmp_path, out)
             os.kill(target["pid"], signal.SIGKILL)
             run.wait_line(f"server {victim} (", timeout=30)
             run.wait_line("is back (pid", timeout=60)
@@ -153,28 +160,8 @@ def test_a_server_that_stays_down_stops_the_collection_for_a_resume(tmp_path: Pa
         try:
             run.wait_line("servers healthy in", timeout=60)
             model = instances(port)["policy_model"]
-            row = json.loads(DATA.read_text().splitlines()[0])
-            row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 Oslo?"
-            data = tmp_path / "in.jsonl"
-            data.write_text(json.dumps(row) + "\n")
             out = tmp_path / "out.jsonl"
-            collect = Proc(
-                [
-                    str(BIN / "ng_collect_rollouts"),
-                    f"+agent_name={AGENT}",
-                    f"+input_jsonl_fpath={data}",
-                    f"+output_jsonl_fpath={out}",
-                    "+num_repeats=40",
-                    "+num_samples_in_parallel=4",
-                    "+server_down_timeout_s=3",
-                    f"+head_server.port={port}",
-                ]
-            )
-            wait_for(
-                lambda: out.exists() and len(out.read_text().splitlines()) >= 4,
-                60,
-                "the first rollouts to finish",
-            )
+            collect = start_collection(port, tmp_path, out, "+server_down_timeout_s=3")
             os.kill(model["pid"], signal.SIGKILL)
             assert collect.wait(120) == 4, collect.text
             written = [json.loads(line) for line in out.read_text().splitlines()]
