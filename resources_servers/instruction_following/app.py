@@ -11,14 +11,13 @@ from typing import Any, Self
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from nemo_gym.authoring import BaseRunRequest, final_answer_text
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.resources import final_answer_text
-from nemo_gym.resources.schemas import BaseRunRequest
 from resources_servers.instruction_following.instruction_base import Instruction
 from resources_servers.instruction_following.instructions import (
     InstructionError,

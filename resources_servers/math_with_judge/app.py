@@ -18,6 +18,11 @@ from fastapi import FastAPI, Request
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from starlette.responses import Response
 
+from nemo_gym.authoring import (
+    NeMoGymResponseCreateParamsNonStreaming,
+    error_body,
+    final_answer_text,
+)
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
@@ -25,9 +30,6 @@ from nemo_gym.base_resources_server import (
     SimpleResourcesServer,
 )
 from nemo_gym.config_types import ServerRef
-from nemo_gym.protocol.responses import NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.resources import final_answer_text
-from nemo_gym.server.errors import error_body
 from resources_servers.math_with_judge.extraction import extract_answer
 from resources_servers.math_with_judge.judge import JudgeError, JudgeEvaluation, judge_equivalence
 from resources_servers.math_with_judge.library import (

@@ -15,10 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from nemo_gym.core.errors import GymError
-from nemo_gym.head.client import ServerClient
-from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.resources import final_answer_text
+from nemo_gym.authoring import (
+    GymError,
+    NeMoGymResponse,
+    NeMoGymResponseCreateParamsNonStreaming,
+    ServerClient,
+    final_answer_text,
+)
 
 EQUAL_LABEL = "[[A=B]]"
 NOT_EQUAL_LABEL = "[[A!=B]]"

@@ -14,13 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from nemo_gym.authoring import final_answer_text
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.resources import final_answer_text
 from resources_servers.mcqa.extraction import GradingMode, Method, Reason, extract_answer
 
 

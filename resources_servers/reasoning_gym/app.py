@@ -18,13 +18,13 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import Field
 
+from nemo_gym.authoring import final_answer_text
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.resources import final_answer_text
 from resources_servers.reasoning_gym.generators import EntryRef, GeneratorSpec, registry
 
 _THINK_SPAN = re.compile(r"<think>.*?</think>", re.DOTALL)

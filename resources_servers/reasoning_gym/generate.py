@@ -21,10 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from nemo_gym.cli.params import cli_entry, load_params
-from nemo_gym.config.instances import instance_section
-from nemo_gym.config.loader import LoadedConfig
-from nemo_gym.core.errors import ConfigError
+from nemo_gym.authoring import ConfigError, LoadedConfig, cli_entry, instance_section, load_params
 from resources_servers.reasoning_gym.generators import EntryRef, GeneratorSpec
 
 logger = logging.getLogger(__name__)

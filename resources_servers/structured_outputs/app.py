@@ -15,13 +15,13 @@ from typing import Literal
 from fastapi import HTTPException
 from pydantic import field_validator
 
+from nemo_gym.authoring import final_answer_text
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.resources import final_answer_text
 from resources_servers.structured_outputs.checking import (
     ErrorKind,
     ParsePosition,

@@ -24,23 +24,29 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import HTTPException, Request
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
-from nemo_gym.agent.server import BaseRunRowRequest
-from nemo_gym.base_responses_api_agent import (
+from nemo_gym.authoring import (
+    SESSION_HEADER,
+    SESSION_ID_KEY,
+    AggregateMetrics,
+    AggregateMetricsRequest,
     BaseResponsesAPIAgentConfig,
+    BaseRunRowRequest,
+    JSONResponseBytes,
     ModelServerRef,
+    NeMoGymResponseCreateParamsNonStreaming,
     ResourcesServerRef,
+    RolloutFailure,
     SimpleResponsesAPIAgent,
+    UpstreamError,
+    failed_row,
+    finished_row,
+    response_shape_error,
+    upstream_answer_error,
+    upstream_failure,
+    validated_json,
 )
-from nemo_gym.config_types import AggregateMetrics, AggregateMetricsRequest
-from nemo_gym.core.errors import UpstreamError
-from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.protocol.shapes import response_shape_error
-from nemo_gym.rollouts.records import RolloutFailure, failed_row, finished_row
-from nemo_gym.server.bodies import validated_json
-from nemo_gym.server.routing import JSONResponseBytes
-from nemo_gym.server.sessions import SESSION_HEADER, SESSION_ID_KEY
 
 
 class SimpleAgentConfig(BaseResponsesAPIAgentConfig):
@@ -63,8 +69,8 @@ class Trajectory:
 
 class SimpleAgent(SimpleResponsesAPIAgent):
     config: SimpleAgentConfig
-    _seed_needed: bool | None = None
-    _seed_lock: asyncio.Lock | None = None
+    _seed_needed: bool | None = PrivateAttr(default=None)
+    _seed_lock: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
 
     async def responses(self, request: Request) -> Any:
         params = await validated_json(request, NeMoGymResponseCreateParamsNonStreaming)
@@ -96,19 +102,17 @@ class SimpleAgent(SimpleResponsesAPIAgent):
         return JSONResponseBytes(orjson.dumps(out))
 
     async def aggregate_metrics(self, body: AggregateMetricsRequest) -> AggregateMetrics:
-        """The resources server's answer to ``/aggregate_metrics`` (502 naming it on failure)."""
+        """The resources server's answer to ``/aggregate_metrics``; its failure is answered as
+        ``upstream_failure`` / ``upstream_answer_error`` map it, naming the server."""
         name = self.config.resources_server.name
         try:
             resp = await self.server_client.post(
                 name, "/aggregate_metrics", json=body, timeout_s=self.config.verify_timeout_s
             )
         except UpstreamError as exc:
-            raise HTTPException(
-                status_code=502, detail=f"resources server {name!r}: {exc}"
-            ) from None
+            raise upstream_failure(exc, source=f"resources server {name!r}") from None
         if not resp.ok:
-            detail = f"resources server {name!r}: {_error_text(resp.status, resp.body)}"
-            raise HTTPException(status_code=502, detail=detail)
+            raise upstream_answer_error(resp.status, resp.body, source=f"resources server {name!r}")
         return AggregateMetrics.model_validate(resp.json_sync())
 
     async def trajectory(self, params: dict[str, Any], session: str) -> Trajectory:
@@ -221,7 +225,6 @@ class SimpleAgent(SimpleResponsesAPIAgent):
     async def _seed_session(self, row: dict[str, Any], session: str) -> None:
         resources = self.config.resources_server.name
         if self._seed_needed is None:
-            self._seed_lock = self._seed_lock or asyncio.Lock()
             async with self._seed_lock:
                 if self._seed_needed is None:
                     try:

@@ -13,6 +13,7 @@ token ids and the sampled tokens with their log-probabilities.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
@@ -25,20 +26,20 @@ from fastapi import FastAPI, HTTPException, Request
 from jsonschema import Draft202012Validator
 from pydantic import Field
 
+from nemo_gym.authoring import (
+    ConversionError,
+    JSONResponseBytes,
+    chat_to_response,
+    resolve_path,
+    responses_to_chat_request,
+    validated_json,
+)
 from nemo_gym.base_responses_api_model import (
     BaseResponsesAPIModelConfig,
     NeMoGymChatCompletionCreateParamsNonStreaming,
     SimpleResponsesAPIModel,
 )
-from nemo_gym.core.paths import resolve_path
 from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.protocol.chat_conversion import (
-    ConversionError,
-    chat_to_response,
-    responses_to_chat_request,
-)
-from nemo_gym.server.bodies import validated_json
-from nemo_gym.server.routing import JSONResponseBytes
 from responses_api_models.local_model.engine import (
     Generation,
     LlamaPool,
@@ -106,6 +107,22 @@ class LocalModelServer(SimpleResponsesAPIModel):
     _add_bos: bool = False
 
     def setup_webserver(self) -> FastAPI:
+        app = super().setup_webserver()
+        app.post("/load_weights")(self.load_weights)
+        return app
+
+    async def on_startup(self) -> None:
+        """Load the model before the server answers anything (``/health`` included): a
+        healthy local_model can generate."""
+        await asyncio.to_thread(self.load_model)
+
+    async def on_shutdown(self) -> None:
+        """Free the model (the requests in flight have finished)."""
+        if self._switch is not None and not self._switch.current.closed:
+            self._switch.current.close()
+
+    def load_model(self) -> None:
+        """Load ``model_path`` (or the default model) into ``n_instances`` instances."""
         path = (
             resolve_path(self.config.model_path) if self.config.model_path else default_model_path()
         )
@@ -125,13 +142,10 @@ class LocalModelServer(SimpleResponsesAPIModel):
             eos_token=llama.detokenize([llama.token_eos()], special=True).decode(errors="ignore"),
         )
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
-        app = super().setup_webserver()
-        app.post("/load_weights")(self.load_weights)
-        return app
 
     @property
     def switch(self) -> PoolSwitch:
-        assert self._switch is not None, "setup_webserver() loads the model"
+        assert self._switch is not None, "on_startup() loads the model"
         return self._switch
 
     @property

@@ -11,20 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Body, Request
-from fastapi.exceptions import HTTPException
 from pydantic import Field, SecretStr
 
+from nemo_gym.authoring import (
+    HttpResponse,
+    JSONResponseBytes,
+    RetryPolicy,
+    UpstreamError,
+    upstream_answer_error,
+    upstream_failure,
+    validated_json,
+)
 from nemo_gym.base_responses_api_model import (
     BaseResponsesAPIModelConfig,
     NeMoGymChatCompletionCreateParamsNonStreaming,
     SimpleResponsesAPIModel,
 )
-from nemo_gym.config.secrets import redact_upstream_text
-from nemo_gym.core.errors import UpstreamError
 from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.server.bodies import validated_json
-from nemo_gym.server.http_client import HttpResponse, RetryPolicy
-from nemo_gym.server.routing import JSONResponseBytes
 
 #: Fields Gym adds to create params that an OpenAI endpoint does not accept.
 GYM_ONLY_FIELDS = ("return_token_id_information",)
@@ -71,24 +74,20 @@ class OpenAIModelServer(SimpleResponsesAPIModel):
                 retry=retry,
             )
         except UpstreamError as exc:
-            raise HTTPException(
-                status_code=504 if exc.kind == "timeout" else 502,
-                detail=self._redacted(str(exc)),
-            ) from None
+            raise upstream_failure(exc, secrets=self._secrets()) from None
         if not resp.ok:
-            status = resp.status if 400 <= resp.status < 500 else 502
-            raise HTTPException(
-                status_code=status,
-                detail=self._redacted(
-                    f"upstream {self._url(path)} answered HTTP {resp.status}: "
-                    f"{resp.body[:2000].decode(errors='replace')}"
-                ),
+            raise upstream_answer_error(
+                resp.status,
+                resp.body,
+                source=f"upstream {self._url(path)}",
+                secrets=self._secrets(),
             )
         return resp
 
-    def _redacted(self, text: str) -> str:
-        """An upstream's words without the key (it may echo it): they end up in rows."""
-        return redact_upstream_text(text, {self.config.openai_api_key.get_secret_value()})
+    def _secrets(self) -> set[str]:
+        """What an upstream's words must not show (it may echo the key): they end up in rows.
+        The credential headers' values, so that a subclass's own key (Azure's) is covered."""
+        return {v.removeprefix("Bearer ") for v in self._headers().values()}
 
     async def responses(self, request: Request) -> Any:
         """Forward validated create params; the upstream's answer is passed back as it came

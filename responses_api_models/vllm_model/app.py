@@ -16,7 +16,6 @@ items: reasoning (``reasoning_content`` or ``<think>`` spans), text, function ca
 
 from __future__ import annotations
 
-import collections
 import re
 from typing import Any
 
@@ -24,22 +23,26 @@ from fastapi import Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from pydantic import Field, PrivateAttr, SecretStr
 
+from nemo_gym.authoring import (
+    SESSION_ID_KEY,
+    ConversionError,
+    HttpResponse,
+    JSONResponseBytes,
+    RetryPolicy,
+    SessionStore,
+    UpstreamError,
+    chat_to_response,
+    responses_to_chat_request,
+    upstream_answer_error,
+    upstream_failure,
+    validated_json,
+)
 from nemo_gym.base_responses_api_model import (
     BaseResponsesAPIModelConfig,
     NeMoGymChatCompletionCreateParamsNonStreaming,
     SimpleResponsesAPIModel,
 )
-from nemo_gym.core.errors import UpstreamError
 from nemo_gym.openai_utils import NeMoGymResponseCreateParamsNonStreaming
-from nemo_gym.protocol.chat_conversion import (
-    ConversionError,
-    chat_to_response,
-    responses_to_chat_request,
-)
-from nemo_gym.server.bodies import validated_json
-from nemo_gym.server.http_client import HttpResponse, RetryPolicy
-from nemo_gym.server.routing import JSONResponseBytes
-from nemo_gym.server.sessions import SESSION_ID_KEY
 from responses_api_models.vllm_model.tokens import drift, previous_turn_tokens, sampled_tokens
 
 _CONTEXT_ERROR = re.compile(
@@ -48,7 +51,6 @@ _CONTEXT_ERROR = re.compile(
     re.IGNORECASE,
 )
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-MAX_TRACKED_SESSIONS = 100_000
 
 
 class VLLMModelConfig(BaseResponsesAPIModelConfig):
@@ -73,15 +75,22 @@ class VLLMModelConfig(BaseResponsesAPIModelConfig):
 
 class VLLMModelServer(SimpleResponsesAPIModel):
     config: VLLMModelConfig
-    _sessions: collections.OrderedDict[str, int] = PrivateAttr(
-        default_factory=collections.OrderedDict
-    )
+    _sessions: SessionStore[int] = PrivateAttr()  # session id -> upstream index
     _in_flight: list[int] = PrivateAttr(default_factory=list)
     _assigned: list[int] = PrivateAttr(default_factory=list)
 
     def model_post_init(self, context: Any) -> None:
         self._in_flight = [0] * len(self.base_urls)
         self._assigned = [0] * len(self.base_urls)
+        self._sessions = SessionStore(
+            ttl_s=self.config.session_ttl_s,
+            max_entries=self.config.max_sessions,
+            name=f"{self.config.name or 'vllm_model'}.upstream_of_session",
+            on_evict=self._forget_session,
+        )
+
+    def _forget_session(self, session: str, index: int, reason: str) -> None:
+        self._assigned[index] -= 1
 
     @property
     def base_urls(self) -> list[str]:
@@ -96,13 +105,8 @@ class VLLMModelServer(SimpleResponsesAPIModel):
             index = min(
                 range(len(self._in_flight)), key=lambda i: (self._in_flight[i], self._assigned[i])
             )
-            self._sessions[session] = index
             self._assigned[index] += 1
-            if len(self._sessions) > MAX_TRACKED_SESSIONS:
-                _, evicted = self._sessions.popitem(last=False)
-                self._assigned[evicted] -= 1
-        else:
-            self._sessions.move_to_end(session)
+            self._sessions.set(session, index)
         return index
 
     async def _post(self, index: int, path: str, payload: dict[str, Any]) -> HttpResponse:
@@ -118,11 +122,17 @@ class VLLMModelServer(SimpleResponsesAPIModel):
                 retry=RetryPolicy(max_attempts=self.config.max_attempts, backoff_base_s=0.5),
             )
         except UpstreamError as exc:
-            raise HTTPException(
-                status_code=504 if exc.kind == "timeout" else 502, detail=str(exc)
-            ) from None
+            raise upstream_failure(exc, secrets=self._secrets()) from None
         finally:
             self._in_flight[index] -= 1
+
+    def _secrets(self) -> set[str]:
+        """What an upstream's error must not show: the key (it may echo it into rows)."""
+        return {self.config.api_key.get_secret_value()}
+
+    def _answer_error(self, index: int, resp: HttpResponse) -> HTTPException:
+        source = f"upstream {self.base_urls[index]}/chat/completions"
+        return upstream_answer_error(resp.status, resp.body, source=source, secrets=self._secrets())
 
     def _prepare(self, chat: dict[str, Any], training: bool) -> dict[str, Any]:
         chat["model"] = self.config.model
@@ -196,13 +206,7 @@ class VLLMModelServer(SimpleResponsesAPIModel):
             }
             return JSONResponseBytes(_dumps(truncated))
         if not resp.ok:
-            raise HTTPException(
-                status_code=resp.status if resp.status < 500 else 502,
-                detail=(
-                    f"upstream answered HTTP {resp.status}: "
-                    f"{resp.body[:2000].decode(errors='replace')}"
-                ),
-            )
+            raise self._answer_error(index, resp)
         completion = resp.json_sync()
         tokens = None
         token_drift = None
@@ -235,10 +239,7 @@ class VLLMModelServer(SimpleResponsesAPIModel):
         index = self.upstream_for(request.session[SESSION_ID_KEY])
         resp = await self._post(index, "/chat/completions", body)
         if not resp.ok:
-            raise HTTPException(
-                status_code=resp.status if resp.status < 500 else 502,
-                detail=resp.body[:2000].decode(errors="replace"),
-            )
+            raise self._answer_error(index, resp)
         return JSONResponseBytes(resp.body)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.example_multi_step.app import (
     MultiStepConfig,
     MultiStepServer,

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.example_stateful_counter.app import (
     StatefulCounterConfig,
     StatefulCounterServer,

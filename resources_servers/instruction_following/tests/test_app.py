@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.instruction_following.app import (
     InstructionFollowingConfig,
     InstructionFollowingServer,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.math_with_judge.app import (
     MathVerifyRequest,
     MathWithJudgeConfig,

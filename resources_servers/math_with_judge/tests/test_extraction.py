@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_gym.protocol.responses import NeMoGymResponse
-from nemo_gym.resources import final_answer_text
+from nemo_gym.authoring import NeMoGymResponse, final_answer_text
 from resources_servers.math_with_judge.extraction import extract_answer, last_boxed
 from tests.helpers import model_response
 

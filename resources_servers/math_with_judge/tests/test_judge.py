@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.math_with_judge.app import MathWithJudgeConfig, MathWithJudgeServer
 from resources_servers.math_with_judge.judge import (
     EQUAL_LABEL,

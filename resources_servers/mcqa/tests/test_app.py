@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.mcqa.app import McqaConfig, McqaServer, McqaVerifyRequest
 from tests.helpers import asgi_client, model_response
 from tests.helpers import assistant_message as message

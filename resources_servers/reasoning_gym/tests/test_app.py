@@ -10,8 +10,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from nemo_gym.core.errors import ConfigError
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ConfigError, ServerClient
 from nemo_gym.server.launch import LaunchContext, build_server
 from resources_servers.reasoning_gym.app import (
     ReasoningGymConfig,

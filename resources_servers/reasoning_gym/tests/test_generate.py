@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nemo_gym.core.errors import ConfigError
+from nemo_gym.authoring import ConfigError
 from resources_servers.reasoning_gym.generate import DEFAULT_INSTRUCTION, generate
 
 FOLDER = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from jsonschema import validators
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.structured_outputs.app import (
     StructuredOutputsConfig,
     StructuredOutputsServer,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.weather_condition.app import (
     CONDITIONS,
     WeatherConditionConfig,

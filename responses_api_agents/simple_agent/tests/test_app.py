@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.example_single_tool_call.app import (
     ExampleSingleToolCallConfig,
     ExampleSingleToolCallServer,

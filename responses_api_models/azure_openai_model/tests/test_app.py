@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.azure_openai_model.app import (
     AzureOpenAIModelConfig,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +12,7 @@ import jsonschema
 import pytest
 from fastapi import FastAPI
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from tests.helpers import WEATHER_TOOL as WEATHER
@@ -47,6 +48,7 @@ def served() -> tuple[LocalModelServer, FastAPI]:
     srv = LocalModelServer(
         config=LocalModelConfig(name="policy_model", n_instances=2), server_client=ServerClient({})
     )
+    asyncio.run(srv.on_startup())  # what the app's lifespan does before serving
     return srv, srv.setup_webserver()
 
 

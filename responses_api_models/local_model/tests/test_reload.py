@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from responses_api_models.local_model import app as app_module
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from responses_api_models.local_model.engine import default_model_path, file_version
@@ -52,6 +52,7 @@ def served() -> tuple[LocalModelServer, FastAPI]:
         config=LocalModelConfig(name="policy_model", n_instances=1, n_ctx=512),
         server_client=ServerClient({}),
     )
+    asyncio.run(srv.on_startup())  # what the app's lifespan does before serving
     return srv, srv.setup_webserver()
 
 

@@ -14,6 +14,7 @@ long context (bench/RESULTS.md), which is arithmetic noise, not what these tests
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from responses_api_models.local_model.engine import default_model_path
 from responses_api_models.local_model.prompting import looks_like_tool_call, parse_tool_calls
@@ -39,6 +40,7 @@ def served() -> tuple[LocalModelServer, FastAPI]:
         config=LocalModelConfig(name="policy_model", n_instances=1, n_ctx=N_CTX),
         server_client=ServerClient({}),
     )
+    asyncio.run(srv.on_startup())  # what the app's lifespan does before serving
     return srv, srv.setup_webserver()
 
 

@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
 from tests.helpers import serve_app, serve_fake_openai

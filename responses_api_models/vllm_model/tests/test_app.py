@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from nemo_gym.openai_utils import NeMoGymResponse
 from responses_api_models.local_model.app import LocalModelConfig, LocalModelServer
 from responses_api_models.vllm_model.app import VLLMModelConfig, VLLMModelServer

@@ -14,7 +14,10 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
+from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
+from nemo_gym.resources.schemas import BaseVerifyResponse
 from nemo_gym.rollouts.aggregate import MetricsHooks
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
@@ -48,9 +51,18 @@ class SimpleResponsesAPIAgent(MetricsHooks, SimpleServer):
         return app
 
     @abstractmethod
-    async def responses(self, *args: Any, **kwargs: Any) -> Any:
-        """Run one multi-step trajectory and return the final response."""
+    async def responses(
+        self, body: NeMoGymResponseCreateParamsNonStreaming
+    ) -> NeMoGymResponse | Response:
+        """Run one multi-step trajectory and return the final response.
+
+        FastAPI reads the override's signature: it may declare the body as here (NeMo Gym's
+        agents do, ``= Body()``), or take only the ``Request`` and answer a ``Response`` (the
+        fast path of ``add_post_route``; validate with ``validated_json``), as ``simple_agent``
+        does.
+        """
 
     @abstractmethod
-    async def run(self, *args: Any, **kwargs: Any) -> Any:
-        """Run one rollout and return its row."""
+    async def run(self, body: BaseRunRowRequest) -> BaseVerifyResponse | Response:
+        """Run one rollout (seed, trajectory, verify) and return its row; the override's
+        signature may differ as for :meth:`responses`."""

@@ -7,14 +7,16 @@ stateless except for what they key on ``request.session`` (e.g. sticky upstream 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from fastapi import FastAPI
+from starlette.responses import Response
 
 from nemo_gym.protocol.chat import (
     NeMoGymChatCompletion,
     NeMoGymChatCompletionCreateParamsNonStreaming,
 )
+from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
 
@@ -45,9 +47,20 @@ class SimpleResponsesAPIModel(SimpleServer):
         return app
 
     @abstractmethod
-    async def responses(self, *args: Any, **kwargs: Any) -> Any:
-        """Answer a Responses API request."""
+    async def responses(
+        self, body: NeMoGymResponseCreateParamsNonStreaming
+    ) -> NeMoGymResponse | Response:
+        """Answer a Responses API request.
+
+        FastAPI reads the override's signature: it may declare the body as here (NeMo Gym's
+        model servers do, ``= Body()``), or take only the ``Request`` and answer a ``Response``
+        (the fast path of ``add_post_route``; validate with ``validated_json``), as Gym's model
+        servers do.
+        """
 
     @abstractmethod
-    async def chat_completions(self, *args: Any, **kwargs: Any) -> Any:
-        """Answer a Chat Completions request."""
+    async def chat_completions(
+        self, body: NeMoGymChatCompletionCreateParamsNonStreaming
+    ) -> NeMoGymChatCompletion | Response:
+        """Answer a Chat Completions request; the override's signature may differ as for
+        :meth:`responses`."""

@@ -1,11 +1,19 @@
 """``SimpleServer``: the base of every Gym server, and the app factory they all share.
 
-The base owns what is the same for every server: the FastAPI app and its lifespan (the pooled
-outbound HTTP client is closed on shutdown), ``GET /health`` and ``GET /``, per-rollout sessions,
-the exception-to-HTTP mapping, fast JSON responses and NeMo Gym's ``/ng-rollout/<id>`` path
-prefix. A server implementation subclasses a role base (``nemo_gym.resources``,
-``nemo_gym.agent``, ``nemo_gym.model``), adds its routes in ``setup_webserver`` and its logic in
-methods; ``run_webserver()`` (see ``launch``) starts it.
+The base owns what is the same for every server: the FastAPI app and its lifespan, ``GET
+/health`` and ``GET /``, per-rollout sessions, the exception-to-HTTP mapping, fast JSON responses
+and NeMo Gym's ``/ng-rollout/<id>`` path prefix. A server implementation subclasses a role base
+(``nemo_gym.resources``, ``nemo_gym.agent``, ``nemo_gym.model``), adds its routes in
+``setup_webserver``, its logic in methods, and what it must do once per process in two hooks:
+
+* ``async def on_startup(self)``: awaited before the server answers any request (``/health``
+  included), e.g. to load a model. If it raises, the server logs an error naming itself and the
+  process exits with a non-zero code, which ``ng_run`` reports;
+* ``async def on_shutdown(self)``: awaited after the requests in flight have finished.
+
+The pooled outbound HTTP client is closed by the base after ``on_shutdown`` (or after a failed
+``on_startup``). ``session_store()`` gives a per-rollout ``SessionStore`` with this server's
+``session_ttl_s`` and ``max_sessions``. ``run_webserver()`` (see ``launch``) starts a server.
 """
 
 from __future__ import annotations
@@ -19,10 +27,16 @@ from typing import Any, ClassVar
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from nemo_gym.core.errors import GymError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.errors import install_error_handlers
 from nemo_gym.server.limits import DEFAULT_MAX_BODY_MB, BodyLimitMiddleware
 from nemo_gym.server.routing import GymRoute, RolloutPrefixMiddleware
+from nemo_gym.server.session_store import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TTL_S,
+    SessionStore,
+)
 from nemo_gym.server.sessions import SessionIdMiddleware
 
 logger = logging.getLogger(__name__)
@@ -40,6 +54,20 @@ class BaseServerConfig(BaseModel):
     max_request_body_mb: float = Field(
         default=DEFAULT_MAX_BODY_MB, gt=0, description="Larger request bodies are answered 413."
     )
+    session_ttl_s: float = Field(
+        default=DEFAULT_SESSION_TTL_S,
+        gt=0,
+        description="Per-rollout state unused this many seconds is dropped (session_store()).",
+    )
+    max_sessions: int = Field(
+        default=DEFAULT_MAX_SESSIONS,
+        ge=1,
+        description="Most rollouts whose state a session store keeps (least recently used go).",
+    )
+
+
+class StartupError(GymError):
+    """A server's ``on_startup`` hook failed; the message names the server."""
 
 
 BaseRunServerInstanceConfig = BaseServerConfig
@@ -49,6 +77,7 @@ def create_app(
     name: str,
     *,
     role: str,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     sessions: bool = True,
     title: str | None = None,
@@ -59,6 +88,8 @@ def create_app(
     Args:
         name: the instance name, reported by ``/health`` and in error bodies.
         role: the server type, reported by ``/health``.
+        on_startup: awaited before the app serves; an exception becomes a
+            :class:`StartupError` naming the server (uvicorn then exits).
         on_shutdown: awaited when the app shuts down (after in-flight requests finish).
         sessions: install per-rollout session ids (``request.session``).
         title: the OpenAPI title.
@@ -68,6 +99,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if on_startup is not None:
+            try:
+                await on_startup()
+            except Exception as exc:
+                logger.error(
+                    "server %s did not start: its on_startup raised %s: %s",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+                raise StartupError(
+                    f"server {name!r}: on_startup raised {type(exc).__name__}: {exc}"
+                ) from exc
         yield
         if on_shutdown is not None:
             await on_shutdown()
@@ -96,7 +140,8 @@ class SimpleServer(BaseModel):
     """Base of every Gym server: its config and a client for calling other servers.
 
     Subclasses implement :meth:`setup_webserver`, starting from ``self.create_app()`` (the role
-    bases do this) and adding routes.
+    bases do this) and adding routes, and override :meth:`on_startup` / :meth:`on_shutdown` for
+    what must happen once per process.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -111,7 +156,8 @@ class SimpleServer(BaseModel):
         return create_app(
             self.config.name or type(self).__name__,
             role=self.server_type,
-            on_shutdown=self.server_client.close,
+            on_startup=self._start,
+            on_shutdown=self._stop,
             title=type(self).__name__,
             max_body_mb=self.config.max_request_body_mb,
         )
@@ -119,6 +165,38 @@ class SimpleServer(BaseModel):
     def setup_webserver(self) -> FastAPI:
         """Return the app with this server's routes."""
         return self.create_app()
+
+    async def on_startup(self) -> None:
+        """Awaited once before the server serves (load a model, open a pool); does nothing by
+        default. Raising stops the server with an error naming it."""
+
+    async def on_shutdown(self) -> None:
+        """Awaited once after the requests in flight finished; does nothing by default."""
+
+    async def _start(self) -> None:
+        try:
+            await self.on_startup()
+        except BaseException:
+            await self.server_client.close()
+            raise
+
+    async def _stop(self) -> None:
+        try:
+            await self.on_shutdown()
+        finally:
+            await self.server_client.close()
+
+    def session_store(self, what: str) -> SessionStore[Any]:
+        """A new per-rollout store with this server's ``session_ttl_s`` and ``max_sessions``,
+        logged as ``<server name>.<what>``; annotate it with its value type::
+
+            self._counters: SessionStore[int] = self.session_store("counters")
+        """
+        return SessionStore(
+            ttl_s=self.config.session_ttl_s,
+            max_entries=self.config.max_sessions,
+            name=f"{self.config.name or type(self).__name__}.{what}",
+        )
 
     @classmethod
     def run_webserver(cls) -> None:

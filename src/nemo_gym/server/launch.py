@@ -126,6 +126,8 @@ def serve(
     server = _server_class()(config)
     tune_gc()
     server.run(sockets=[sock] if sock is not None else None)
+    if not server.started:  # e.g. an on_startup hook raised (logged, naming the server)
+        sys.exit(3)
 
 
 def tune_gc() -> None:
