@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, PrivateAttr
 
+from nemo_gym.authoring import SESSION_ID_KEY, SessionStore
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseSeedSessionRequest,
@@ -23,7 +24,6 @@ from nemo_gym.base_resources_server import (
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.authoring import SESSION_ID_KEY, SessionStore
 
 
 class StatefulCounterConfig(BaseResourcesServerConfig):

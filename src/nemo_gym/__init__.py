@@ -6,7 +6,9 @@ The package is split by role: ``config`` (merging YAML, env.yaml and the command
 commands) and ``testing`` (doubles such as a fake OpenAI endpoint). The modules named
 ``base_*``, ``config_types``, ``global_config``, ``server_utils``, ``openai_utils``,
 ``reward_profile`` and ``judge`` re-export from these (or implement, where Gym has no
-equivalent) what environments written for NeMo Gym import.
+equivalent) what environments written for NeMo Gym import. ``nemo_gym.authoring`` is the public
+surface for writing an environment, an agent or a model server: the servers in this repository
+import Gym only from it and from those compatibility modules.
 
 ``PARENT_DIR`` (the project root), ``CACHE_DIR`` and ``RESULTS_DIR`` are resolved when read.
 Importing this package has no side effects beyond installing a ``NullHandler`` on its logger.

@@ -17,9 +17,9 @@ from tests.helpers import model_response
 RESPONSE = model_response()
 
 
-def client() -> httpx.AsyncClient:
+def client(**settings: object) -> httpx.AsyncClient:
     server = StatefulCounterServer(
-        config=StatefulCounterConfig(name="counter"), server_client=ServerClient({})
+        config=StatefulCounterConfig(name="counter", **settings), server_client=ServerClient({})
     )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=server.setup_webserver()), base_url="http://counter"
@@ -68,3 +68,16 @@ async def test_many_concurrent_rollouts_never_see_each_others_state() -> None:
             *(rollout(c, initial=i, adds=[i, 1, -2], expected=2 * i - 1) for i in range(50))
         )
     assert all(r["reward"] == 1.0 for r in results)
+
+
+async def test_rollouts_that_never_verify_leave_at_most_max_sessions_counters() -> None:
+    async with client(max_sessions=2) as c:
+        for session in ("a", "b", "c"):  # seeded, never verified
+            row = {"responses_create_params": {"input": "count"}, "initial_count": 7}
+            await c.post("/seed_session", json=row, headers={"X-Gym-Session": session})
+        counts = {
+            s: await c.post("/get_counter_value", json={}, headers={"X-Gym-Session": s})
+            for s in ("a", "b", "c")
+        }
+    assert counts["a"].status_code == 400  # the oldest was dropped
+    assert [counts[s].json() for s in ("b", "c")] == [{"count": 7}, {"count": 7}]

@@ -283,3 +283,43 @@ async def test_sessions_stick_to_one_upstream_and_spread_across_them() -> None:
     assert by_upstream[0].isdisjoint(by_upstream[1])
     assert by_upstream[0] | by_upstream[1] == {"a", "b", "c", "d"}
     assert len(hits[0]) == len(hits[1]) == 6
+
+
+async def test_an_upstream_error_is_answered_with_the_key_redacted() -> None:
+    key = "vllm-secret-0123456789"
+    echo = {"error": {"message": f"invalid key {key}; header was Bearer {key}"}}
+    statuses = iter([500, 401])
+    runner = await recorded_upstream(lambda b: (next(statuses), echo), [])
+    url = url_of(runner)
+    server = vllm_server(url, api_key=key, max_attempts=1)
+    async with client_for(server) as client:
+        gateway = await client.post("/v1/responses", json={"input": "hi"})
+        unauthorised = await client.post("/v1/chat/completions", json={"messages": []})
+    await runner.cleanup()
+    await server.server_client.close()
+    # a server error upstream is a bad gateway; a 4xx is the caller's and keeps its status
+    assert (gateway.status_code, unauthorised.status_code) == (502, 401)
+    for resp in (gateway, unauthorised):
+        detail = resp.json()["detail"]
+        assert key not in resp.text and "***REDACTED***" in detail
+        assert detail.startswith(f"upstream {url}/chat/completions answered HTTP ")
+
+
+async def test_sticky_sessions_beyond_max_sessions_are_forgotten() -> None:
+    answer = {
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}
+        ]
+    }
+    runners = [await recorded_upstream(lambda b: (200, answer), []) for _ in range(2)]
+    server = vllm_server([url_of(r) for r in runners], max_sessions=2)
+    async with client_for(server) as client:
+        for session in ("a", "b", "c"):
+            await post(client, session=session, input="hi")
+    for runner in runners:
+        await runner.cleanup()
+    await server.server_client.close()
+    # a went to upstream 0, b to 1, c to 0 (a tie: the lower index); c evicted a
+    assert server._assigned == [1, 1]
+    assert server._sessions.removed == {"expired": 0, "bound": 1}
+    assert "a" not in server._sessions and server.upstream_for("b") == 1
