@@ -148,8 +148,8 @@ def test_ng_run_server_setting_typo_names_file_line_key_and_hides_the_key(
     assert proc.lines[-1] == (
         f"error: {config}:8: policy_model.responses_api_models.openai_model.openai_modle: "
         "unknown setting 'openai_modle' for OpenAIModelConfig (did you mean 'openai_model'?); "
-        "its settings are: max_attempts, max_request_body_mb, openai_api_key, openai_base_url, "
-        "openai_model, request_timeout_s"
+        "its settings are: max_attempts, max_request_body_mb, max_sessions, openai_api_key, "
+        "openai_base_url, openai_model, request_timeout_s, session_ttl_s"
     )
     assert "server policy_model (responses_api_models/openai_model) did not start" in proc.text
     assert SECRET not in proc.text and "Traceback" not in proc.text

@@ -50,8 +50,8 @@ def test_simple_agent_max_step_is_refused_with_did_you_mean() -> None:
     assert info.value.key == "agent.responses_api_agents.simple_agent.max_step"
     assert info.value.detail == (
         "unknown setting 'max_step' for SimpleAgentConfig (did you mean 'max_steps'?); its "
-        "settings are: max_request_body_mb, max_steps, model_server, model_timeout_s, "
-        "resources_server, "
+        "settings are: max_request_body_mb, max_sessions, max_steps, model_server, "
+        "model_timeout_s, resources_server, session_ttl_s, "
         "tool_timeout_s, verify_timeout_s"
     )
 
@@ -186,8 +186,8 @@ def test_run_server_reports_a_config_error_as_the_marker_line_and_exits_2(
         (
             "agent.responses_api_agents.simple_agent.max_step",
             "unknown setting 'max_step' for SimpleAgentConfig (did you mean 'max_steps'?); its "
-            "settings are: max_request_body_mb, max_steps, model_server, model_timeout_s, "
-            "resources_server, "
+            "settings are: max_request_body_mb, max_sessions, max_steps, model_server, "
+            "model_timeout_s, resources_server, session_ttl_s, "
             "tool_timeout_s, verify_timeout_s",
         )
     ]
