@@ -78,6 +78,7 @@ async def main() -> None:
         server_client=ServerClient({}),
     )
     app = server.setup_webserver()
+    await server.on_startup()  # loads the model (what the app's lifespan does under uvicorn)
     ref = Llama(
         model_path=str(default_model_path()),
         n_ctx=2048,

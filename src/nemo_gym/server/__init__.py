@@ -4,6 +4,6 @@
 ``sessions`` (per-rollout session ids), ``session_store`` (per-rollout state with a TTL and a
 bound), ``errors`` (the one exception-to-HTTP mapping, upstream failures included),
 ``http_client`` (the pooled outbound client with timeouts and bounded retries), ``routing``
-(fast JSON routes) and ``launch`` (how a server process starts). A server implementation writes only its routes and logic, and imports these
-through ``nemo_gym.authoring``.
+(fast JSON routes) and ``launch`` (how a server process starts). A server implementation writes
+only its routes and logic, and imports these through ``nemo_gym.authoring``.
 """
