@@ -13,7 +13,6 @@ Neighbours: ``nemo_gym.config`` (loading), ``nemo_gym.server.launch`` (a server'
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from nemo_gym.config.instances import SERVER_TYPES
 from nemo_gym.config.loader import DEFAULT_HEAD_PORT, load_config
 from nemo_gym.config.parser_config import GlobalConfigDictParserConfig, load_from_parser_config
 from nemo_gym.core.paths import project_root
+from nemo_gym.server.launch import current_launch_context
 
 __all__ = [
     "AGENT_REF_KEY_NAME",
@@ -112,11 +112,8 @@ def __getattr__(name: str) -> Path:
 
 def maybe_get_global_config_dict() -> DictConfig | None:
     """The config ``ng_run`` gave this process, or ``None`` outside a server process."""
-    from nemo_gym.server import launch
-
-    if launch._context is not None or os.environ.get(NEMO_GYM_CONFIG_DICT_ENV_VAR_NAME):
-        return OmegaConf.create(launch.launch_context().config)
-    return None
+    context = current_launch_context()
+    return None if context is None else OmegaConf.create(context.config)
 
 
 def get_global_config_dict(

@@ -18,7 +18,6 @@ from nemo_gym.config.instances import check_agent_name, instance_section
 from nemo_gym.config.loader import CLI_SOURCE
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError
-from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.breaker import ServerBreaker, ServersDown, health_probe
 from nemo_gym.rollouts.collect import collect
 from nemo_gym.rollouts.inputs import expand, identify, read_rows
@@ -32,6 +31,7 @@ from nemo_gym.rollouts.output import (
 from nemo_gym.rollouts.resume import failures_path, plan_run
 from nemo_gym.rollouts.routing import add_seed, repeats_for, route_rows
 from nemo_gym.rollouts.summary import summarise
+from nemo_gym.server.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.server.http_client import HttpClient
 
 DEFAULT_PARALLEL = 64

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 from pydantic import BaseModel
 
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.config.settings import head_address
-from nemo_gym.head.client import head_url
+from nemo_gym.core.errors import UpstreamError
+from nemo_gym.server.client import get_sync, head_url
 
 
 class StatusParams(BaseModel):
@@ -24,9 +21,10 @@ def main() -> int:
     host, port = head_address(loaded)
     url = head_url({"head_server": {"host": host, "port": port}})
     try:
-        with urllib.request.urlopen(f"{url}/server_instances", timeout=10) as resp:
-            rows = json.loads(resp.read())
-    except (urllib.error.URLError, OSError):
+        resp = get_sync(f"{url}/server_instances", timeout_s=10)
+        resp.raise_for_status()
+        rows = resp.json_sync()
+    except UpstreamError:
         print(f"No Gym servers are running: nothing answers at {url}.")
         print('Start them with: ng_run "+config_paths=[<environment>.yaml,<model>.yaml]"')
         return 1

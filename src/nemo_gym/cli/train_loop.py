@@ -135,8 +135,8 @@ def main() -> int:
             "'nemo-gym[train]')",
             source="command line",
         )
-    from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
     from nemo_gym.rollouts.inputs import read_rows
+    from nemo_gym.server.client import ServerClient, fetch_global_config, head_url
     from nemo_gym.training.convert import load_gguf_model, shipped_gguf
     from nemo_gym.training.grpo import GrpoSettings
     from nemo_gym.training.loop import LoopSettings, PolicyLoop

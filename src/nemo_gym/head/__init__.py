@@ -1,1 +1,1 @@
-"""Discovery: the head server (``app``) and the client that finds servers by name (``client``)."""
+"""Discovery: the head server (``app``); ``client`` re-exports ``nemo_gym.server.client``."""

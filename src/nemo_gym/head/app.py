@@ -3,7 +3,8 @@
 Routes: ``GET /server_instances`` (every server ``ng_run`` started: name, type, implementation,
 host, port, url, pid, status from its ``/health``, uptime), ``GET /global_config_dict_yaml``
 (the merged config with every secret redacted), ``GET /health``. It never holds a secret: ``ng_run``
-gives it the redacted config only.
+gives it the redacted config only. It probes the servers with the pooled client
+(``nemo_gym.server.http_client``), like every Gym process.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import os
 import time
 from typing import Any
 
-import aiohttp
 import yaml
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from nemo_gym.core.errors import UpstreamError
 from nemo_gym.server.base import create_app
+from nemo_gym.server.http_client import NO_RETRY, HttpClient
 from nemo_gym.server.launch import LaunchContext, configure_process_logging, serve
 
 
@@ -52,27 +54,27 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def create_head_app(redacted_config: dict[str, Any], instances: list[dict[str, Any]]) -> FastAPI:
-    """Build the head server's app from the redacted config and the instance table."""
+def create_head_app(
+    redacted_config: dict[str, Any],
+    instances: list[dict[str, Any]],
+    http: HttpClient | None = None,
+) -> FastAPI:
+    """Build the head server's app from the redacted config and the instance table.
+
+    ``http`` probes the servers' ``/health`` (by default a pooled client with a 2 s deadline).
+    """
     config_yaml = yaml.safe_dump(redacted_config, sort_keys=False)
     rows = [ServerInstanceInfo(**row) for row in instances]
-    holder: dict[str, aiohttp.ClientSession] = {}
-
-    async def close() -> None:
-        if "session" in holder:
-            await holder["session"].close()
-
-    app = create_app("head_server", role="head_server", on_shutdown=close, sessions=False)
+    http = http or HttpClient(timeout_s=2.0)
+    app = create_app("head_server", role="head_server", on_shutdown=http.close, sessions=False)
 
     async def probe(row: ServerInstanceInfo) -> ServerInstanceInfo:
-        if "session" not in holder:
-            holder["session"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
         status = "exited"
         if _alive(row.pid):
             try:
-                async with holder["session"].get(f"{row.url}/health") as resp:
-                    status = "healthy" if resp.status == 200 else f"unhealthy (HTTP {resp.status})"
-            except (aiohttp.ClientError, TimeoutError):
+                resp = await http.request("GET", f"{row.url}/health", retry=NO_RETRY)
+                status = "healthy" if resp.status == 200 else f"unhealthy (HTTP {resp.status})"
+            except UpstreamError:
                 status = "unreachable"
         uptime = round(time.time() - row.start_time, 1) if status != "exited" else None
         return row.model_copy(update={"status": status, "uptime_seconds": uptime})

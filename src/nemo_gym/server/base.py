@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_gym.core.errors import GymError
-from nemo_gym.head.client import ServerClient
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.errors import install_error_handlers
 from nemo_gym.server.limits import DEFAULT_MAX_BODY_MB, BodyLimitMiddleware
 from nemo_gym.server.routing import GymRoute, RolloutPrefixMiddleware

@@ -6,6 +6,9 @@ NeMo Gym runs at 16k concurrent rollouts. Every call has a deadline; retries are
 ways: attempts per call, a cap on any single wait (``Retry-After`` is honoured up to it), and a
 retry budget per upstream over a sliding window (``retry_budget.py``), so a dead upstream fails
 fast instead of becoming a retry storm.
+
+Each attempt goes through a :class:`~nemo_gym.server.transport.Transport`: by default the
+session's own (over TCP); tests pass an ``AsgiTransport`` to call apps in process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.server.retry_budget import RetryBudget, retry_after_s
+from nemo_gym.server.transport import AiohttpTransport, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +132,7 @@ class HttpClient:
         limit: maximum open connections in all.
         limit_per_host: maximum open connections to one host:port.
         budget: the retry budget shared by every call of this client.
+        transport: how attempts are sent; by default over this client's aiohttp session.
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class HttpClient:
         limit: int = 4096,
         limit_per_host: int = 1024,
         budget: RetryBudget | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -145,6 +151,7 @@ class HttpClient:
         self.limit_per_host = limit_per_host
         self.budget = budget or RetryBudget()
         self._session: aiohttp.ClientSession | None = None
+        self.transport: Transport = transport or AiohttpTransport(lambda: self.session)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -166,6 +173,7 @@ class HttpClient:
 
     async def close(self) -> None:
         """Close the session and its connections."""
+        await self.transport.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -210,18 +218,10 @@ class HttpClient:
             attempt += 1
             wait: float | None = None
             try:
-                async with self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout,
-                    params=params,
-                ) as resp:
-                    body = await resp.read()
-                    result = HttpResponse(
-                        status=resp.status, body=body, headers=resp.headers, url=url
-                    )
+                status, resp_headers, body = await self.transport.send(
+                    method, url, data=data, headers=headers, timeouts=timeout, params=params
+                )
+                result = HttpResponse(status=status, body=body, headers=resp_headers, url=url)
                 if result.status not in retry.retry_statuses:
                     return result
                 wait = retry_after_s(result.headers.get("Retry-After"))

@@ -59,6 +59,17 @@ def set_launch_context(context: LaunchContext) -> None:
     _context = context
 
 
+def current_launch_context() -> LaunchContext | None:
+    """This process's launch context, or ``None`` when ``ng_run`` did not start the process.
+
+    Raises:
+        ConfigError: the environment names a config but not the instance (or the reverse).
+    """
+    if _context is None and not os.environ.get("NEMO_GYM_CONFIG_DICT"):
+        return None
+    return launch_context()
+
+
 def launch_context() -> LaunchContext:
     """This process's launch context, from ``ng_run`` or from the environment.
 
@@ -94,12 +105,18 @@ def _server_class() -> type[Any]:
     import uvicorn
 
     class GymUvicornServer(uvicorn.Server):
-        """uvicorn's server, announcing its address also when given an inherited socket."""
+        """uvicorn's server, announcing its address also when given an inherited socket (uvicorn
+        announces only the sockets it binds itself)."""
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if sockets is not None and self.started:
-                self._log_started_message(sockets)
+                for sock in sockets:
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    logging.getLogger("uvicorn.error").info(
+                        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+                    )
 
     return GymUvicornServer
 
@@ -149,7 +166,7 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
     Raises:
         ConfigError: naming the instance key that is unknown or does not validate.
     """
-    from nemo_gym.head.client import ServerClient
+    from nemo_gym.server.client import ServerClient
     from nemo_gym.server.http_client import HttpClient
 
     section = instance_section(context.config, context.instance_name)

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from nemo_gym.config.server_settings import parse_config_error
+from nemo_gym.core.errors import UpstreamError
+from nemo_gym.server.http_client import NO_RETRY, HttpClient
 from nemo_gym.supervisor.children import ChildProcess
 from nemo_gym.supervisor.restarts import RestartPolicy, exit_cause
 
@@ -134,7 +134,7 @@ class Supervisor:
 
     # -- phases ---------------------------------------------------------------------------------
     async def _wait_healthy(
-        self, session: aiohttp.ClientSession, children: list[ChildProcess]
+        self, http: HttpClient, children: list[ChildProcess]
     ) -> ChildProcess | None:
         """Return None when all are healthy, else the child that failed or timed out."""
         deadline = time.monotonic() + self.options.startup_timeout_s
@@ -144,10 +144,10 @@ class Supervisor:
                 if child.exit_code is not None:
                     return child
                 try:
-                    async with session.get(f"{child.url}/health") as resp:
-                        if resp.status == 200:
-                            pending.remove(child)
-                except (aiohttp.ClientError, TimeoutError):
+                    resp = await http.request("GET", f"{child.url}/health", retry=NO_RETRY)
+                    if resp.status == 200:
+                        pending.remove(child)
+                except UpstreamError:
                     pass
             if not pending:
                 return None
@@ -158,6 +158,14 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), 0.05)
         return None
+
+    async def _probe_health(self, children: list[ChildProcess]) -> ChildProcess | None:
+        """:meth:`_wait_healthy` with a client of its own (1 s per probe, no retries)."""
+        http = HttpClient(timeout_s=1.0)
+        try:
+            return await self._wait_healthy(http, children)
+        finally:
+            await http.close()
 
     def _signal(self, children: list[ChildProcess], sig: int) -> None:
         for child in children:
@@ -232,9 +240,7 @@ class Supervisor:
         self._tasks += [asyncio.create_task(self._watch_exit(c)) for c in self.children]
         code = 0
         try:
-            timeout = aiohttp.ClientTimeout(total=1.0)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                failed = await self._wait_healthy(session, self.children)
+            failed = await self._probe_health(self.children)
             if failed is not None:
                 if failed.exit_code is not None:
                     await self._drain(failed)
@@ -316,8 +322,7 @@ class Supervisor:
         self.children[self.children.index(dead)] = new
         self._pumps[new.name] = asyncio.create_task(self._pump_logs(new))
         self._tasks += [self._pumps[new.name], asyncio.create_task(self._watch_exit(new))]
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as session:
-            failed = await self._wait_healthy(session, [new])
+        failed = await self._probe_health([new])
         if failed is not None and new.exit_code is None:
             self._report_failure(new, "did not answer GET /health after its restart")
             return False
