@@ -11,7 +11,7 @@ The response is Gym's :class:`~nemo_gym.server.http_client.HttpResponse`, read i
 ``status``, ``ok``, ``cookies``, ``headers``, ``await read()``, ``await json()`` and
 ``await content.read()`` like aiohttp's. :func:`request` calls any URL the same way.
 
-Neighbours: ``nemo_gym.head.client`` (``ServerClient``), ``nemo_gym.server`` (the server base,
+Neighbours: ``nemo_gym.server.client`` (``ServerClient``), ``nemo_gym.server`` (the server base,
 the pooled client), ``nemo_gym.global_config`` (the config a server process was given).
 """
 
@@ -33,8 +33,8 @@ from nemo_gym.global_config import (
     get_first_server_config_dict,
     get_global_config_dict,
 )
-from nemo_gym.head.client import ServerClient
 from nemo_gym.server.base import BaseRunServerInstanceConfig, BaseServer, SimpleServer
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.http_client import HttpClient, HttpResponse, RetryPolicy
 from nemo_gym.server.routing import ROLLOUT_PATH_PREFIX, TOKEN_CAPTURE_PATH_SEGMENT
 from nemo_gym.server.sessions import SESSION_ID_KEY
@@ -166,7 +166,7 @@ async def request(method: str, url: str, _internal: bool = False, **kwargs: Any)
         await client.close()
 
 
-_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -174,19 +174,14 @@ _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSe
 def get_global_aiohttp_client() -> aiohttp.ClientSession:
     """A pooled aiohttp session shared by this process's callers in the running event loop.
 
-    Callers must not close it; it is created on first use in each event loop.
+    It is the session of one Gym :class:`HttpClient` per event loop (created on first use);
+    callers must not close it.
     """
     loop = asyncio.get_running_loop()
-    session = _SESSIONS.get(loop)
-    if session is None or session.closed:
-        connector = aiohttp.TCPConnector(limit=100 * 1024, limit_per_host=1024)
-        session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        _SESSIONS[loop] = session
-    return session
+    client = _CLIENTS.get(loop)
+    if client is None:
+        client = _CLIENTS[loop] = HttpClient(limit=100 * 1024, limit_per_host=1024)
+    return client.session
 
 
 def is_global_aiohttp_client_request_debug_enabled() -> bool:

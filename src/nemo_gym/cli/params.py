@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from nemo_gym.config.instances import SERVER_TYPES
 from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig, load_config
+from nemo_gym.config.raw import raw_child
 from nemo_gym.config.settings import GLOBAL_KEYS
 from nemo_gym.core.errors import ConfigError, GymError
 
@@ -98,7 +99,7 @@ def check_cli_keys(
             continue
         candidates = own + sorted(GLOBAL_KEYS - {"h", "help"})
         if open_config:
-            if _is_server_instance(loaded.data._get_node(key)):
+            if _is_server_instance(raw_child(loaded.data, key)):
                 continue
             if raw is None:
                 raw = OmegaConf.to_yaml(loaded.data, resolve=False)

@@ -25,6 +25,7 @@ from omegaconf.errors import (
 )
 
 from nemo_gym.config.overrides import parse_overrides
+from nemo_gym.config.raw import raw_items, raw_value
 from nemo_gym.config.secrets import config_secret_values, redact_text
 from nemo_gym.config.settings import DEFAULT_HEAD_PORT, DEFAULT_HOST, apply_defaults
 from nemo_gym.config.sources import key_line, read_yaml_mapping
@@ -231,9 +232,8 @@ def load_config(
 
 def _leaf_paths(cfg: DictConfig, prefix: str = "") -> set[str]:
     paths: set[str] = set()
-    for key in cfg.keys():
+    for key, child in raw_items(cfg):
         path = f"{prefix}{key!s}"
-        child = cfg._get_node(key)
         if isinstance(child, DictConfig) and len(child):
             paths |= _leaf_paths(child, path + ".")
         else:
@@ -245,13 +245,10 @@ def _bind_environment(cfg: DictConfig) -> None:
     """Rewrite ``${NAME}`` to ``${oc.env:NAME}`` where NAME is no config key but an env var."""
 
     def visit(node: Any) -> None:
-        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node)
-        for key, value in list(items):
-            if isinstance(value, (DictConfig, ListConfig)):
-                visit(value)
+        for key, raw in raw_items(node):
+            if isinstance(raw, (DictConfig, ListConfig)):
+                visit(raw)
                 continue
-            child = node._get_node(key) if isinstance(node, DictConfig) else None
-            raw = child._value() if child is not None else value
             if not isinstance(raw, str) or "${" not in raw:
                 continue
 
@@ -291,7 +288,7 @@ def resolve_config(loaded: LoadedConfig) -> dict[str, Any]:
                 f": {missing!r} is neither a config key nor an environment variable; set "
                 f"{missing} in env.yaml (or export it)"
             )
-        raise loaded.error(f"cannot resolve {_raw_value(loaded.data, key)!r}{hint}", key) from None
+        raise loaded.error(f"cannot resolve {raw_value(loaded.data, key)!r}{hint}", key) from None
     except OmegaConfBaseException as exc:
         raise ConfigError(f"cannot resolve the config: {exc}") from None
     assert isinstance(container, dict)
@@ -301,13 +298,3 @@ def resolve_config(loaded: LoadedConfig) -> dict[str, Any]:
 def _missing_reference(message: str) -> str | None:
     match = re.search(r"Interpolation key '([^']+)' not found", message)
     return match.group(1) if match else None
-
-
-def _raw_value(cfg: DictConfig, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return None
-        child = node._get_node(part)
-        node = child if isinstance(child, (DictConfig, ListConfig)) else child._value()  # type: ignore[union-attr]
-    return node

@@ -16,6 +16,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from nemo_gym.config.loader import LoadedConfig
+from nemo_gym.config.raw import raw_child, raw_items
 
 LOCAL_MODEL_SOURCE = "embedded local model (no policy_base_url configured)"
 OFFLINE_NOTICE = (
@@ -41,16 +42,13 @@ def default_policy_to_local_model(loaded: LoadedConfig) -> list[str]:
         The names of the instances swapped (empty when ``policy_base_url`` is set).
     """
     cfg = loaded.data
-    node = cfg._get_node("policy_base_url") if "policy_base_url" in cfg else None
-    raw = node._value() if node is not None else None
-    if raw not in (None, ""):
+    if raw_child(cfg, "policy_base_url") not in (None, ""):
         return []
     swapped = []
-    for name in list(cfg.keys()):
-        entry = cfg._get_node(str(name))
+    for name, entry in raw_items(cfg):
         if not _reads_policy_base_url(entry):
             continue
-        (impls,) = entry.values()  # type: ignore[union-attr]
+        (impls,) = entry.values()
         (settings,) = impls.values()
         local: dict[str, object] = {"entrypoint": "app.py", "guided_tool_use": True}
         for key in ("host", "port"):

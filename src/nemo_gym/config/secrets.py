@@ -17,6 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from nemo_gym.config.raw import raw_items
+
 REDACTED = "***REDACTED***"
 #: Shorter secret values are not searched for inside other text (they would garble it, and a
 #: 1-3 character credential protects nothing).
@@ -60,11 +62,7 @@ def config_secret_values(cfg: DictConfig) -> set[str]:
     values: set[str] = set()
 
     def visit(node: DictConfig | ListConfig) -> None:
-        keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else []
-        if isinstance(node, ListConfig):
-            keys = list(range(len(node)))
-        for key in keys:
-            child = node._get_node(key)
+        for key, child in raw_items(node):
             if isinstance(child, (DictConfig, ListConfig)):
                 visit(child)
             elif is_secret_key(key):

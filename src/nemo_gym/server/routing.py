@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -105,13 +104,18 @@ class OrjsonRequest(Request):
         return self._json
 
 
+#: What FastAPI passes as ``response_model`` when a route does not set one (its public default;
+#: FastAPI's placeholders compare equal by value).
+_NOT_GIVEN = inspect.signature(APIRoute.__init__).parameters["response_model"].default
+
+
 class GymRoute(APIRoute):
     """``APIRoute`` that parses JSON with orjson and serialises returned pydantic models
     directly (see module docstring)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         response_model = kwargs.get("response_model")
-        if response_model is None or isinstance(response_model, DefaultPlaceholder):
+        if response_model is None or response_model == _NOT_GIVEN:
             endpoint = _fast_endpoint(endpoint)
             kwargs["response_model"] = None
         super().__init__(path, endpoint, **kwargs)

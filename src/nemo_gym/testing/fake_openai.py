@@ -229,7 +229,7 @@ async def _serve(host: str, port: int, fake: FakeOpenAI) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = runner.addresses[0][1]
     sys.stdout.write(f"listening on http://{host}:{bound}\n")
     sys.stdout.flush()
     await asyncio.Event().wait()
