@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: real servers on loopback, and subprocesses read line by line.
+"""Helpers shared by the tests: servers in process or on loopback, subprocesses read line by line.
 
 Every wait here is on a condition with a deadline, never a bare sleep.
 """
@@ -6,6 +6,7 @@ Every wait here is on a condition with a deadline, never a bare sleep.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import queue
 import signal
@@ -23,6 +24,10 @@ import httpx
 import uvicorn
 from aiohttp import web
 
+from nemo_gym.server.client import ServerClient
+from nemo_gym.server.http_client import HttpClient
+from nemo_gym.server.transport import AsgiTransport
+from nemo_gym.supervisor.ports import reserve_port
 from nemo_gym.testing.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +71,35 @@ def assistant_message(text: str, n: int = 0) -> dict[str, Any]:
     }
 
 
+class InProcess:
+    """Gym servers that call each other in this process, with no socket.
+
+    Each app added gets an address (``http://<name>.in-process:8000``) in :attr:`config`, as
+    ``ng_run`` gives servers; :attr:`client` (a ``ServerClient`` on an ``AsgiTransport``)
+    calls them by name, and :meth:`http` is an httpx client that reaches them too.
+    """
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.transport = AsgiTransport({})
+        self.client = ServerClient(self.config, HttpClient(transport=self.transport))
+
+    def add(self, name: str, kind: str, app: Any) -> str:
+        """Serve ``app`` as the instance ``name`` of server type ``kind``; return its URL."""
+        url = f"http://{name}.in-process:8000"
+        self.transport.apps[url.removeprefix("http://")] = app
+        self.config[name] = instance_entry(kind, "impl", url)
+        return url
+
+    def http(self) -> httpx.AsyncClient:
+        """An httpx client (with a cookie jar) for the apps added so far."""
+        mounts = {
+            f"http://{address}": httpx.ASGITransport(app=app)
+            for address, app in self.transport.apps.items()
+        }
+        return httpx.AsyncClient(mounts=mounts)
+
+
 def asgi_client(server: Any, base_url: str = "http://server") -> httpx.AsyncClient:
     """An httpx client that calls a Gym server's app in-process (no socket)."""
     return httpx.AsyncClient(
@@ -100,10 +134,30 @@ def instance_entry(kind: str, impl: str, url: str) -> dict[str, Any]:
     return {kind: {impl: {"host": host, "port": int(port), "entrypoint": "app.py"}}}
 
 
+#: Ports held for the running test by :func:`free_port`; ``conftest`` releases them after it.
+_RESERVED: list[socket.socket] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port, held for this test until it ends (``conftest.release_ports``).
+
+    The port stays bound (not listening) by ``supervisor.ports.reserve_port``, the helper of
+    ``ng_run``'s own binding, so no other process or test gets it, while ``ng_run``, uvicorn or
+    aiohttp given the number can still listen on it: there is no window between choosing the
+    port and binding it.
+    """
+    sock = reserve_port("127.0.0.1")
+    _RESERVED.append(sock)
+    return int(sock.getsockname()[1])
+
+
+def release_ports() -> None:
+    """Close the reservations of :func:`free_port`."""
+    while _RESERVED:
+        _RESERVED.pop().close()
+
+
+atexit.register(release_ports)  # tests outside tests/ (no conftest there) reserve ports too
 
 
 def wait_for(

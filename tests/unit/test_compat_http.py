@@ -1,4 +1,4 @@
-"""HTTP behaviour environments written for NeMo Gym rely on, against real servers on loopback.
+"""HTTP behaviour environments written for NeMo Gym rely on, with the servers in process.
 
 The three servers here are written the way NeMo Gym's are (``Body()`` parameters, cookies
 carried by hand, ``raise_for_status`` / ``get_response_json`` / ``content.read()``): a resources
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -46,11 +46,10 @@ from nemo_gym.openai_utils import (
 from nemo_gym.server.base import create_app
 from nemo_gym.server_utils import (
     SESSION_ID_KEY,
-    ServerClient,
     get_response_json,
     raise_for_status,
 )
-from tests.helpers import instance_entry, serve_app
+from tests.helpers import InProcess
 
 # ---- a resources server, a model and an agent in NeMo Gym's style -----------------------
 
@@ -213,10 +212,10 @@ class CookieAgent(SimpleResponsesAPIAgent):
 
 
 @asynccontextmanager
-async def nemo_gym_style_servers() -> AsyncIterator[tuple[dict[str, str], dict[str, Any]]]:
-    """Serve the three servers; yield their URLs by instance name and the shared config."""
-    config: dict[str, Any] = {}
-    client = ServerClient(config)
+async def nemo_gym_style_servers() -> AsyncIterator[tuple[dict[str, str], InProcess]]:
+    """The three servers in process; yield their URLs by instance name and the setup."""
+    setup = InProcess()
+    client = setup.client
     servers = {
         "tools": SecretServer(config=BaseResourcesServerConfig(name="tools"), server_client=client),
         "policy": ScriptedModel(
@@ -233,16 +232,20 @@ async def nemo_gym_style_servers() -> AsyncIterator[tuple[dict[str, str], dict[s
     }
     kinds = {"tools": "resources_servers", "policy": "responses_api_models"}
     kinds["agent"] = "responses_api_agents"
-    async with AsyncExitStack() as stack:
-        urls = {}
-        for name, server in servers.items():
-            url = await stack.enter_async_context(serve_app(server.setup_webserver()))
-            config[name] = instance_entry(kinds[name], "impl", url)
-            urls[name] = url
-        try:
-            yield urls, config
-        finally:
-            await client.close()
+    urls = {name: setup.add(name, kinds[name], s.setup_webserver()) for name, s in servers.items()}
+    try:
+        yield urls, setup
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """One app in process: its URL and an httpx client that reaches it."""
+    setup = InProcess()
+    url = setup.add("app", "resources_servers", app)
+    async with setup.http() as http:
+        yield url, http
 
 
 ROW = {
@@ -257,7 +260,7 @@ ROW = {
 
 
 async def test_a_cookie_carrying_agent_keeps_its_session_from_seed_to_verify() -> None:
-    async with nemo_gym_style_servers() as (urls, _), httpx.AsyncClient() as http:
+    async with nemo_gym_style_servers() as (urls, setup), setup.http() as http:
         resp = await http.post(f"{urls['agent']}/run", json=ROW, timeout=30)
     assert resp.status_code == 200, resp.text
     row = resp.json()
@@ -271,7 +274,7 @@ async def test_a_cookie_carrying_agent_keeps_its_session_from_seed_to_verify() -
 
 
 async def test_every_response_sets_the_session_cookie() -> None:
-    async with nemo_gym_style_servers() as (urls, _), httpx.AsyncClient() as http:
+    async with nemo_gym_style_servers() as (urls, setup), setup.http() as http:
         tools = urls["tools"]
         seeded = await http.post(f"{tools}/seed_session", json={"secret": "x"})
         session = seeded.cookies.get("gym_session")
@@ -281,7 +284,7 @@ async def test_every_response_sets_the_session_cookie() -> None:
         missing = await http.post(f"{tools}/read_secret", json={"key": "nope"})
         invalid = await http.post(f"{tools}/read_secret", json={})
         crashed = await http.post(f"{tools}/crash")
-        async with httpx.AsyncClient() as stranger:
+        async with setup.http() as stranger:
             fresh = await stranger.post(f"{tools}/read_secret", json={"key": "vault"})
     assert ok.json() == {"secret": "x"} and ok.cookies.get("gym_session") == session
     assert missing.status_code == 404 and missing.json() == {"detail": "no such key: nope"}
@@ -300,7 +303,7 @@ async def test_http_exception_keeps_status_headers_and_structured_detail() -> No
     async def limited() -> None:
         raise HTTPException(429, detail={"reason": "slow down"}, headers={"Retry-After": "3"})
 
-    async with serve_app(app) as url, httpx.AsyncClient() as http:
+    async with in_process(app) as (url, http):
         resp = await http.post(f"{url}/limited")
     assert resp.status_code == 429 and resp.json() == {"detail": {"reason": "slow down"}}
     assert resp.headers["retry-after"] == "3"
@@ -318,15 +321,15 @@ async def test_cookies_and_status_set_on_an_injected_response_are_kept() -> None
         response.status_code = 201
         return Answer(ok=True)
 
-    async with serve_app(app) as url, httpx.AsyncClient() as http:
+    async with in_process(app) as (url, http):
         resp = await http.post(f"{url}/made")
     assert resp.status_code == 201 and resp.json() == {"ok": True}
     assert resp.cookies.get("resources_cookie") == "abc" and resp.cookies.get("gym_session")
 
 
 async def test_call_judge_parses_the_answer_and_reports_failures_as_judge_errors() -> None:
-    async with nemo_gym_style_servers() as (_, config):
-        client = ServerClient(config)
+    async with nemo_gym_style_servers() as (_, setup):
+        client = setup.client
         answer = await call_judge(
             client,
             server_name="policy",
@@ -346,7 +349,6 @@ async def test_call_judge_parses_the_answer_and_reports_failures_as_judge_errors
                 )
             except JudgeError as exc:
                 failures.append(str(exc))
-        await client.close()
     assert answer.output[0].type == "function_call"
     assert len(failures) == 2
     assert "501" in failures[0] and "not scripted" in failures[0]
@@ -373,7 +375,7 @@ async def test_judge_failsafe_answers_a_failed_judge_as_a_failed_verification() 
             tools=[],
         ).model_dump(mode="json"),
     }
-    async with serve_app(app) as url, httpx.AsyncClient() as http:
+    async with in_process(app) as (url, http):
         resp = await http.post(f"{url}/verify", json=row)
     assert resp.status_code == 502
     error = resp.json()["error"]
@@ -396,7 +398,7 @@ async def test_a_rollout_prefixed_path_reaches_the_route() -> None:
     assert (
         rollout_path_prefix(None) == "" and apply_rollout_prefix("http://m/", None) == "http://m/"
     )
-    async with serve_app(app) as url, httpx.AsyncClient() as http:
+    async with in_process(app) as (url, http):
         plain = await http.post(f"{url}/v1/responses")
         prefixed = await http.post(apply_rollout_prefix(url + "/", "r-7") + "/v1/responses")
         capture = await http.post(

@@ -1,58 +1,93 @@
 """Outbound HTTP: bounded retries with Retry-After, timeouts, the retry budget; the model
-server's key handling; sessions; the shared error body."""
+server's key handling; sessions; the shared error body.
+
+The retry rules are tested in process (an ``AsgiTransport`` to a flaky app); what depends on
+real connections (refused, timed out, dropped after the request was sent, queued for the pool)
+is tested over loopback sockets with the default aiohttp transport.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.head.client import ServerClient
 from nemo_gym.server.base import create_app
 from nemo_gym.server.http_client import NO_RETRY, HttpClient, RetryBudget, RetryPolicy
 from nemo_gym.server.retry_budget import retry_after_s
+from nemo_gym.server.transport import AsgiTransport
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
-from tests.helpers import free_port, serve_app, serve_fake_openai
+from tests.helpers import InProcess, free_port, serve_fake_openai
+
+
+class Flaky:
+    """An app whose first ``fail_first`` calls are answered ``status`` with ``Retry-After``."""
+
+    def __init__(self, fail_first: int, status: int, retry_after: str = "0") -> None:
+        self.fail_first, self.status, self.retry_after = fail_first, status, retry_after
+        self.requests = 0
+        self.app = FastAPI()
+        self.app.post("/chat/completions")(self.answer)
+
+    async def answer(self) -> Response:
+        self.requests += 1
+        if self.requests <= self.fail_first:
+            headers = {"Retry-After": self.retry_after}
+            return JSONResponse({"error": "busy"}, status_code=self.status, headers=headers)
+        return JSONResponse({"ok": True})
+
+    def client(self, **kwargs: Any) -> HttpClient:
+        return HttpClient(transport=AsgiTransport({"upstream:8000": self.app}), **kwargs)
+
+
+URL = "http://upstream:8000/chat/completions"
 
 
 async def test_rate_limits_are_retried_then_succeed() -> None:
-    async with serve_fake_openai(fail_first=2, fail_status=429) as (url, fake):
-        client = HttpClient()
-        resp = await client.request(
-            "POST",
-            f"{url}/chat/completions",
-            json={"messages": [{"role": "user", "content": "hi"}]},
-            retry=RetryPolicy(max_attempts=4, backoff_base_s=0.01),
-        )
-        await client.close()
+    fake = Flaky(fail_first=2, status=429)
+    client = fake.client()
+    resp = await client.request(
+        "POST", URL, json={"messages": []}, retry=RetryPolicy(max_attempts=4, backoff_base_s=0.01)
+    )
+    await client.close()
     assert resp.status == 200 and fake.requests == 3
 
 
 async def test_retries_are_bounded_and_last_status_returned() -> None:
-    async with serve_fake_openai(fail_first=100, fail_status=503) as (url, fake):
-        client = HttpClient()
-        resp = await client.request(
-            "POST",
-            f"{url}/chat/completions",
-            json={"messages": []},
-            retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01),
-        )
-        await client.close()
+    fake = Flaky(fail_first=100, status=503)
+    client = fake.client()
+    resp = await client.request(
+        "POST", URL, json={"messages": []}, retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01)
+    )
+    await client.close()
     assert resp.status == 503 and fake.requests == 3
 
 
 async def test_retry_budget_stops_a_retry_storm() -> None:
-    async with serve_fake_openai(fail_first=1000, fail_status=500) as (url, fake):
-        client = HttpClient(budget=RetryBudget(ratio=0.0, min_retries=2))
-        policy = RetryPolicy(max_attempts=10, backoff_base_s=0.001)
-        for _ in range(3):
-            await client.request("POST", f"{url}/chat/completions", json={}, retry=policy)
-        await client.close()
+    fake = Flaky(fail_first=1000, status=500)
+    client = fake.client(budget=RetryBudget(ratio=0.0, min_retries=2))
+    policy = RetryPolicy(max_attempts=10, backoff_base_s=0.001)
+    for _ in range(3):
+        await client.request("POST", URL, json={}, retry=policy)
+    await client.close()
     assert fake.requests == 3 + 2  # three calls, two retries in all
+
+
+async def test_a_retry_after_is_waited_for() -> None:
+    fake = Flaky(fail_first=1, status=429, retry_after="1")
+    client = fake.client()
+    started = time.monotonic()
+    resp = await client.request("POST", URL, retry=RetryPolicy(backoff_base_s=0.001))
+    await client.close()
+    # Backoff alone would be at most 1 ms; the answer asked for 1 s.
+    assert resp.status == 200 and time.monotonic() - started >= 1.0
 
 
 async def test_connection_refused_fails_fast_with_upstream_error() -> None:
@@ -110,17 +145,25 @@ async def test_sessions_follow_header_or_cookie() -> None:
     async def whoami(request: Request) -> dict[str, str]:
         return {"id": request.session["session_id"]}
 
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
-        first = await client.get("/whoami")
-        cookie_id = first.json()["id"]
-        assert first.cookies.get("gym_session") == cookie_id
-        assert (await client.get("/whoami")).json()["id"] == cookie_id  # cookie carried
-        header = await client.get("/whoami", headers={"X-Gym-Session": "rollout-7"})
-        assert header.json()["id"] == "rollout-7"
-        assert header.cookies.get("gym_session") == "rollout-7"  # every answer sets the cookie
-        health = await client.get("/health")
-        assert health.json()["status"] == "ok"
-        assert health.cookies.get("gym_session") == "rollout-7"  # the jar took the last cookie
+    setup = InProcess()
+    setup.add("s", "resources_servers", app)
+    http = setup.client
+    first = await http.get("s", "/whoami")
+    cookie_id = first.json_sync()["id"]
+    assert first.cookies.get("gym_session") == cookie_id
+    again = await http.get("s", "/whoami", cookies=first.cookies)
+    assert again.json_sync()["id"] == cookie_id  # the cookie carries the session
+    header = await http.get("s", "/whoami", headers={"X-Gym-Session": "rollout-7"})
+    assert header.json_sync()["id"] == "rollout-7"
+    assert header.cookies.get("gym_session") == "rollout-7"  # every answer sets the cookie
+    both = await http.get(
+        "s", "/whoami", cookies=first.cookies, headers={"X-Gym-Session": "rollout-8"}
+    )
+    assert both.json_sync()["id"] == "rollout-8"  # the header wins over the cookie
+    health = await http.get("s", "/health", cookies=header.cookies)
+    assert health.json_sync()["status"] == "ok"
+    assert health.cookies.get("gym_session") == "rollout-7"
+    await http.close()
 
 
 async def test_unhandled_exception_becomes_gym_error_body() -> None:
@@ -182,16 +225,12 @@ def test_retry_after_in_every_form(header: str, expected: float | None) -> None:
 
 
 async def test_a_garbage_retry_after_is_retried_with_backoff_not_an_error() -> None:
-    async with serve_fake_openai(fail_first=2, fail_status=429) as (url, fake):
-        fake.retry_after = "soon"
-        client = HttpClient()
-        resp = await client.request(
-            "POST",
-            f"{url}/chat/completions",
-            json={"messages": [{"role": "user", "content": "hi"}]},
-            retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01),
-        )
-        await client.close()
+    fake = Flaky(fail_first=2, status=429, retry_after="soon")
+    client = fake.client()
+    resp = await client.request(
+        "POST", URL, json={}, retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01)
+    )
+    await client.close()
     assert resp.status == 200 and fake.requests == 3
 
 

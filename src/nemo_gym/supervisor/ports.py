@@ -3,6 +3,11 @@
 Each server gets a socket that is already bound and listening when its process starts (port 0
 lets the OS pick a free one), so there is no window in which another process can take the port
 between choosing and binding it, as there is when a port is picked, released and re-bound.
+
+:func:`reserve_port` holds a free port for a process started later (a test's ``ng_run``) that
+binds it itself: the reserving socket is bound but not listening, so the OS gives the port to
+no other ``bind``, while a listener with ``SO_REUSEADDR`` (as :func:`bind_listener` makes) can
+still take it.
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ def bind_listener(
         ConfigError: the port is taken or the host cannot be bound; names ``what`` and ``key``
             (``busy_hint`` replaces the advice given for a port in use).
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = _reusable_socket(host)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -45,4 +48,21 @@ def bind_listener(
         ) from None
     sock.listen(4096)
     sock.set_inheritable(True)
+    return sock
+
+
+def reserve_port(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free port of ``host``, not listening (see the module docstring).
+
+    Keep it open until the process given the port has bound it; then close it.
+    """
+    sock = _reusable_socket(host)
+    sock.bind((host, 0))
+    return sock
+
+
+def _reusable_socket(host: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return sock
