@@ -24,7 +24,7 @@ from resources_servers.example_single_tool_call.app import (
 )
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
-from tests.helpers import instance_entry, serve_app, serve_fake_openai
+from tests.helpers import InProcess, serve_fake_openai
 
 RunRow = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -68,14 +68,10 @@ async def run_row() -> AsyncIterator[RunRow]:
         resources = TestResourcesServer(
             config=ExampleSingleToolCallConfig(name="weather"), server_client=ServerClient({})
         )
-        async with (
-            serve_app(model.setup_webserver()) as model_url,
-            serve_app(resources.setup_webserver()) as resources_url,
-        ):
-            config = {
-                "policy_model": instance_entry("responses_api_models", "openai_model", model_url),
-                "weather": instance_entry("resources_servers", "weather", resources_url),
-            }
+        setup = InProcess()  # the model's upstream is on a socket; Gym's servers in process
+        setup.add("policy_model", "responses_api_models", model.setup_webserver())
+        setup.add("weather", "resources_servers", resources.setup_webserver())
+        try:
             agent = SimpleAgent(
                 config=SimpleAgentConfig(
                     name="agent",
@@ -83,7 +79,7 @@ async def run_row() -> AsyncIterator[RunRow]:
                     resources_server={"type": "resources_servers", "name": "weather"},
                     model_server={"type": "responses_api_models", "name": "policy_model"},
                 ),
-                server_client=ServerClient(config),
+                server_client=setup.client,
             )
             transport = httpx.ASGITransport(app=agent.setup_webserver())
             async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
@@ -119,7 +115,8 @@ async def run_row() -> AsyncIterator[RunRow]:
                     return out
 
                 yield run
-            await agent.server_client.close()
+        finally:
+            await setup.client.close()
             await model.server_client.close()
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,7 +39,7 @@ from nemo_gym.rollouts.aggregate import aggregate_metrics
 from nemo_gym.rollouts.metrics import MetricsReport, by_agent, collect_metrics, metrics_path
 from nemo_gym.rollouts.summary import summarise
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
-from tests.helpers import asgi_client, assistant_message, instance_entry, model_response, serve_app
+from tests.helpers import InProcess, asgi_client, assistant_message, model_response
 
 OUTCOMES = [[(1.0, "4"), (0.0, "5"), (1.0, "4")], [(0.0, "x"), (0.0, "y"), (1.0, "z")]]
 FORMAT = [1.0, 0.5]
@@ -157,8 +157,8 @@ async def test_a_hook_returning_something_else_is_an_error_naming_it() -> None:
 
 @asynccontextmanager
 async def agent_and_resources() -> AsyncIterator[ServerClient]:
-    config: dict[str, Any] = {}
-    client = ServerClient(config)
+    setup = InProcess()
+    client = setup.client
     agent = SimpleAgent(
         config=SimpleAgentConfig(
             name="agent",
@@ -167,16 +167,12 @@ async def agent_and_resources() -> AsyncIterator[ServerClient]:
         ),
         server_client=client,
     )
-    servers = {"math": ("resources_servers", math_server(client)), "agent": ("x", agent)}
-    async with AsyncExitStack() as stack:
-        for name, (kind, server) in servers.items():
-            url = await stack.enter_async_context(serve_app(server.setup_webserver()))
-            kind = "responses_api_agents" if name == "agent" else kind
-            config[name] = instance_entry(kind, "impl", url)
-        try:
-            yield client
-        finally:
-            await client.close()
+    setup.add("math", "resources_servers", math_server(client).setup_webserver())
+    setup.add("agent", "responses_api_agents", agent.setup_webserver())
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def test_simple_agent_forwards_to_its_resources_server_and_the_file_entry_is_nemo_gyms() -> (
