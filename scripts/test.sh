@@ -9,4 +9,17 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev train ray
 .venv/bin/ruff check --quiet .
 .venv/bin/mypy --no-error-summary
+# Where unprivileged user namespaces are enabled (Linux, not switched off by sysctl), code_gen's
+# sandbox must get its strongest isolation plan: tests/unit/test_sandbox_strength.py fails if it
+# falls back. Set GYM_REQUIRE_STRONG_SANDBOX=0 to allow the fallback (e.g. a container that
+# forbids namespaces).
+userns_enabled() {
+    [ "$(uname -s)" = Linux ] || return 1
+    [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 0)" -gt 0 ] || return 1
+    [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null || echo 1)" = 1 ] || return 1
+    [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null || echo 0)" = 0 ]
+}
+if [ -z "${GYM_REQUIRE_STRONG_SANDBOX:-}" ] && userns_enabled; then
+    export GYM_REQUIRE_STRONG_SANDBOX=1
+fi
 exec .venv/bin/python -m pytest "$@"
