@@ -23,4 +23,5 @@ def test_values_are_read_as_written() -> None:
     assert isinstance(listed[0][1], DictConfig) and listed[1:] == [(1, "${a}"), (2, 3)]
     assert raw_value(cfg, "b.key") == "${oc.env:GYM_SURELY_UNSET_VARIABLE}"
     assert raw_value(cfg, "b.nothing") is None and raw_value(cfg, "a.deeper") is None
-    assert raw_child(cfg, "m") == "???" and raw_child(cfg, "zzz") is None
+    assert raw_child(cfg, "a") == "${b.x}" and raw_child(cfg, "zzz") is None
+    assert raw_child(cfg, "m") is None  # missing (???) reads as unset, as `"m" in cfg` says

@@ -26,12 +26,13 @@ def raw_items(node: DictConfig | ListConfig) -> list[tuple[Any, Any]]:
 
 
 def raw_child(node: DictConfig, key: str) -> Any:
-    """The entry ``key`` of ``node`` unresolved (see :func:`raw_items`); ``None`` if absent."""
+    """The entry ``key`` of ``node`` unresolved (see :func:`raw_items`); ``None`` if absent or
+    missing (``???``), as OmegaConf's ``in`` answers."""
     return dict(raw_items(node)).get(key) if key in node else None
 
 
 def raw_value(cfg: DictConfig, dotted_key: str) -> Any:
-    """The value at ``a.b.c`` as written; ``None`` if there is none."""
+    """The value at ``a.b.c`` as written; ``None`` if there is none (see :func:`raw_child`)."""
     node: Any = cfg
     for part in dotted_key.split("."):
         if not isinstance(node, DictConfig):
