@@ -223,6 +223,7 @@ def main() -> int:
                 summary=summary,
                 on_done=tick,
                 breaker=breaker,
+                health_urls=[url + "/health" for url in servers.values()],
             )
         except* ServersDown as group:  # raised by the workers of a TaskGroup
             raise group.exceptions[0] from None

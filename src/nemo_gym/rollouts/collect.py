@@ -7,18 +7,23 @@ row: an agent that answers an error status, times out or cannot be reached is re
 ``_ng_status: "failed"`` and a ``_ng_failure`` kind, never dropped or scored 0.
 
 With a ``ServerBreaker`` (``breaker.py``), a rollout that failed while a server was down is run
-again once the server answers (at most ``MAX_REQUEUES`` times) instead of being written.
+again once the server answers (at most ``MAX_REQUEUES`` times) instead of being written. Given
+the servers' ``/health`` URLs, the workers pass the concurrency governor's gate
+(``governor.py``): fewer rollouts are in flight while an upstream throttles, and a rollout that
+failed calling the model meanwhile is run again instead of written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.breaker import ServerBreaker
+from nemo_gym.rollouts.governor import Gate, Governor, watch
 from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, failure_info
@@ -31,6 +36,8 @@ from nemo_gym.rollouts.row import (
 )
 from nemo_gym.rollouts.summary import RunSummary
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
+
+logger = logging.getLogger(__name__)
 
 #: How many times one rollout is put back because a server was down when it failed.
 MAX_REQUEUES = 3
@@ -107,17 +114,21 @@ async def collect(
     summary: RunSummary,
     on_done: Callable[[], None],
     breaker: ServerBreaker | None = None,
+    health_urls: list[str] | None = None,
 ) -> None:
     """Run every task with at most ``parallel`` in flight, writing each row as it finishes.
 
     ``run_url`` gives the ``/run`` URL of the agent a task goes to. With ``breaker``, failures
-    while a server is down pause the run and are run again (see the module docstring).
+    while a server is down pause the run and are run again (see the module docstring);
+    ``health_urls`` (the servers' ``/health``) turn the concurrency governor on.
     """
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
     http = HttpClient(timeout_s=timeout_s, limit=parallel + 8, limit_per_host=parallel + 8)
-
+    governor = Governor.for_parallel(parallel)
+    gate = Gate(governor.limit)
+    requeues: dict[tuple[int, int], int] = {}  # task key -> times run again
     requeued: dict[tuple[int, int], int] = {}
 
     async def server_was_down(task: Task, row: dict[str, Any]) -> bool:
@@ -139,7 +150,16 @@ async def collect(
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            row, raw = await run_one(http, run_url(task), task, timeout_s)
+            await gate.enter()
+            try:
+                ticks = governor.throttled_ticks
+                row, raw = await run_one(http, run_url(task), task, timeout_s)
+            finally:
+                gate.leave()
+            if governor.should_requeue(row, ticks, requeues.get(task.key, 0)):
+                requeues[task.key] = requeues.get(task.key, 0) + 1
+                queue.put_nowait(task)
+                continue
             if await server_was_down(task, row):
                 queue.put_nowait(task)
                 continue
@@ -147,11 +167,20 @@ async def collect(
             summary.add(row)
             on_done()
 
+    watcher = asyncio.create_task(watch(http, health_urls, governor, gate)) if health_urls else None
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(min(parallel, len(tasks))):
                 group.create_task(worker())
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if breaker is not None:
             await breaker.close()
         await http.close()
+    if requeues:
+        logger.warning(
+            "%d rollouts failed while the upstream throttled and were run again (%d runs)",
+            len(requeues),
+            sum(requeues.values()),
+        )

@@ -82,6 +82,7 @@ def create_app(
     sessions: bool = True,
     title: str | None = None,
     max_body_mb: float = DEFAULT_MAX_BODY_MB,
+    upstream: Callable[[], BaseModel] | None = None,
 ) -> FastAPI:
     """Build a FastAPI app with Gym's shared behaviour.
 
@@ -94,6 +95,8 @@ def create_app(
         sessions: install per-rollout session ids (``request.session``).
         title: the OpenAPI title.
         max_body_mb: request bodies above this many MiB are answered 413 (``limits.py``).
+        upstream: the server's upstream answer counts, reported by ``/health`` as ``upstream``
+            (``retry_budget.UpstreamCounts``; the collector's concurrency governor reads them).
     """
     started = time.time()
 
@@ -122,7 +125,8 @@ def create_app(
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:
-        return {**health, "uptime_seconds": round(time.time() - started, 3)}
+        extra = {"upstream": upstream().model_dump()} if upstream is not None else {}
+        return {**health, "uptime_seconds": round(time.time() - started, 3), **extra}
 
     @app.get("/")
     async def get_root() -> dict[str, Any]:
@@ -160,6 +164,7 @@ class SimpleServer(BaseModel):
             on_shutdown=self._stop,
             title=type(self).__name__,
             max_body_mb=self.config.max_request_body_mb,
+            upstream=lambda: self.server_client.http.budget.counts,
         )
 
     def setup_webserver(self) -> FastAPI:

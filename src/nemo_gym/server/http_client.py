@@ -5,7 +5,8 @@ rather than httpx because httpx's pool degrades quadratically with queued reques
 NeMo Gym runs at 16k concurrent rollouts. Every call has a deadline; retries are bounded three
 ways: attempts per call, a cap on any single wait (``Retry-After`` is honoured up to it), and a
 retry budget per upstream over a sliding window (``retry_budget.py``), so a dead upstream fails
-fast instead of becoming a retry storm.
+fast instead of becoming a retry storm. The budget also counts upstream answers and throttling
+ones (``/health`` reports them, for the collector's concurrency governor).
 
 Each attempt goes through a :class:`~nemo_gym.server.transport.Transport`: by default the
 session's own (over TCP); tests pass an ``AsgiTransport`` to call apps in process.
@@ -26,7 +27,7 @@ import aiohttp
 import orjson
 
 from nemo_gym.core.errors import UpstreamError
-from nemo_gym.server.retry_budget import RetryBudget, retry_after_s
+from nemo_gym.server.retry_budget import RetryBudget, is_throttling, retry_after_s
 from nemo_gym.server.transport import AiohttpTransport, Transport
 
 logger = logging.getLogger(__name__)
@@ -222,6 +223,9 @@ class HttpClient:
                     method, url, data=data, headers=headers, timeouts=timeout, params=params
                 )
                 result = HttpResponse(status=status, body=body, headers=resp_headers, url=url)
+                if retry.retry_statuses:  # an upstream API (Gym servers' calls retry no status)
+                    throttled = is_throttling(result.status, result.headers.get("Retry-After"))
+                    self.budget.record_answer(throttled)
                 if result.status not in retry.retry_statuses:
                     return result
                 wait = retry_after_s(result.headers.get("Retry-After"))

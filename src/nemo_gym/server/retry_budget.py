@@ -1,4 +1,5 @@
-"""How much retrying an upstream may take, and how long a server asks to be left alone.
+"""How much retrying an upstream may take, how long a server asks to be left alone, and how
+often upstreams throttle.
 
 :class:`RetryBudget` keeps, per upstream (``host:port``), the requests and retries of the last
 ``window_s`` seconds in one-second buckets, and allows a retry while the window's retries stay
@@ -8,6 +9,11 @@ a long healthy warm-up pay for a retry storm later; a window forgets. With the d
 without retries, while the retries that random errors need (25% of calls failing once cost 0.33
 retries per call) are never starved. :func:`retry_after_s` reads ``Retry-After`` in both of its
 forms, and ignores anything else (the caller's own backoff applies). Used by ``http_client.py``.
+
+The budget also counts, over the client's life, the answers upstream APIs gave and how many
+were throttling (:func:`is_throttling`: 429, or 503 with ``Retry-After``): the
+:class:`UpstreamCounts` every server reports in ``GET /health``, which the collector's
+concurrency governor (``nemo_gym.rollouts.governor``) reads.
 """
 
 from __future__ import annotations
@@ -18,6 +24,23 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
+
+from pydantic import BaseModel, Field
+
+#: Statuses by which an upstream says "too much, slow down" (503 only with ``Retry-After``).
+THROTTLE_STATUS = 429
+
+
+class UpstreamCounts(BaseModel):
+    """Answers received from upstreams since the process started, and the throttling ones."""
+
+    answers: int = Field(default=0, ge=0)
+    throttled: int = Field(default=0, ge=0)
+
+
+def is_throttling(status: int, retry_after: str | None) -> bool:
+    """Whether an answer asks the caller to slow down: 429, or 503 with ``Retry-After``."""
+    return status == THROTTLE_STATUS or (status == 503 and bool(retry_after))
 
 
 @dataclass
@@ -50,6 +73,7 @@ class RetryBudget:
         self.window_s = window_s
         self._clock = clock
         self._windows: dict[str, _Window] = {}
+        self.counts = UpstreamCounts()
 
     def _window(self, upstream: str) -> _Window:
         window = self._windows.get(upstream)
@@ -62,6 +86,11 @@ class RetryBudget:
         window = self._window(upstream)
         window.buckets[-1][1] += 1
         window.requests += 1
+
+    def record_answer(self, throttled: bool) -> None:
+        """Count one answer of an upstream (not a Gym server), throttling or not."""
+        self.counts.answers += 1
+        self.counts.throttled += throttled
 
     def try_spend(self, upstream: str = "") -> bool:
         """Take one retry from ``upstream``'s budget; False when it is spent."""

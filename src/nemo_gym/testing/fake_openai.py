@@ -14,11 +14,14 @@ text using the tool's output. Markers in the last user message script failures:
 
 ``--fail-first N --fail-status 429`` answers the first N requests with that status (and a
 ``Retry-After: 0``), and ``--fail-rate 0.25`` a quarter of all requests at random (``--seed``),
-for retry tests and the fault benchmark. ``GET /fake/stats`` reports request counts and the
-``Authorization`` headers seen (Azure's ``api-key`` too, with the query string). The Azure
-OpenAI paths (``/openai/responses``, ``/openai/deployments/<d>/chat/completions``) are served
-the same way. Run: ``python -m nemo_gym.testing.fake_openai --port 0``; it
-prints ``listening on http://127.0.0.1:<port>``.
+for retry tests and the fault benchmark. ``--storm-after N --storm-s S`` answers every request
+with that status for S seconds from the N-th request on (a rate-limit storm mid-run);
+``--hang`` accepts every request and never answers (a hung upstream). ``GET /fake/stats``
+reports request counts, the failures answered, and the ``Authorization`` headers seen (Azure's
+``api-key`` too, with the query string). The Azure OpenAI paths (``/openai/responses``,
+``/openai/deployments/<d>/chat/completions``) are served the same way. Run:
+``python -m nemo_gym.testing.fake_openai --port 0``; it prints
+``listening on http://127.0.0.1:<port>``.
 """
 
 from __future__ import annotations
@@ -85,14 +88,29 @@ class FakeOpenAI:
         fail_rate: float = 0.0,
         seed: int = 0,
         retry_after: str = "0",
+        storm_after: int = 0,
+        storm_s: float = 0.0,
+        hang: bool = False,
     ) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.fail_rate = fail_rate  # share of requests answered fail_status at random
         self.retry_after = retry_after
         self._rng = random.Random(seed)
+        self.storm_after = storm_after  # the request that starts the storm (0: no storm)
+        self.storm_s = storm_s
+        self.storm_started: float | None = None
+        self.hang = hang
         self.requests = 0
+        self.failed = 0  # requests answered fail_status
         self.auth: list[str] = []
+
+    def _in_storm(self) -> bool:
+        if not self.storm_after or self.requests < self.storm_after:
+            return False
+        if self.storm_started is None:
+            self.storm_started = time.monotonic()
+        return time.monotonic() - self.storm_started < self.storm_s
 
     async def _preamble(
         self, request: web.Request
@@ -103,9 +121,14 @@ class FakeOpenAI:
             auth = f"api-key {request.headers['api-key']} {request.query_string}"
         if len(self.auth) < 100:
             self.auth.append(auth)
-        if self.requests <= self.fail_first or (
-            self.fail_rate and self._rng.random() < self.fail_rate
+        if self.hang:
+            await asyncio.Event().wait()  # until the client goes away (the handler is cancelled)
+        if (
+            self.requests <= self.fail_first
+            or self._in_storm()
+            or (self.fail_rate and self._rng.random() < self.fail_rate)
         ):
+            self.failed += 1
             return None, web.json_response(
                 {"error": {"message": "scripted failure"}},
                 status=self.fail_status,
@@ -212,7 +235,9 @@ class FakeOpenAI:
         return web.Response(body=orjson.dumps(resp), content_type="application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": self.requests, "auth": self.auth})
+        return web.json_response(
+            {"requests": self.requests, "failed": self.failed, "auth": self.auth}
+        )
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 << 20)
@@ -244,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-status", type=int, default=429)
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share failed at random")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storm-after", type=int, default=0, help="request starting a storm")
+    parser.add_argument("--storm-s", type=float, default=0.0, help="storm length in seconds")
+    parser.add_argument("--hang", action="store_true", help="never answer")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -251,7 +279,15 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    fake = FakeOpenAI(args.fail_first, args.fail_status, args.fail_rate, args.seed)
+    fake = FakeOpenAI(
+        args.fail_first,
+        args.fail_status,
+        args.fail_rate,
+        args.seed,
+        storm_after=args.storm_after,
+        storm_s=args.storm_s,
+        hang=args.hang,
+    )
     try:
         asyncio.run(_serve(args.host, args.port, fake))
     except KeyboardInterrupt:
