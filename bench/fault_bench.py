@@ -5,10 +5,12 @@ OpenAI endpoint and ``ng_run`` (weather environment, openai_model) on free loopb
 collects N rollouts (``+num_samples_in_parallel=64``); it reports rollouts completed and failed
 after the first pass, after ``+resume=true`` (which retries failed rows), upstream requests per
 rollout (the fake's own count), and wall time. Scenarios: no faults; 10%, 25% and 50% of model
-calls answered 429 at random; ``kill -9`` of the agent, the resources server and the model
-server while rollouts run (ng_run restarts them).
+calls answered 429 at random; a 429 storm (every model call answered 429 for ``--storm-s``
+seconds, 30 by default, from the request half-way through a fault-free run's requests on);
+``kill -9`` of the agent, the resources server and the model server while rollouts run (ng_run
+restarts them).
 
-    .venv/bin/python bench/fault_bench.py [--rows 1000] [--only 25%,kill-agent]
+    .venv/bin/python bench/fault_bench.py [--rows 1000] [--only "25% 429,429 storm"]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "10% 429": {"fail_rate": 0.10},
     "25% 429": {"fail_rate": 0.25},
     "50% 429": {"fail_rate": 0.50},
+    "429 storm": {"storm": True},
     "kill-agent": {"kill": AGENT},
     "kill-resources": {"kill": "example_single_tool_call"},
     "kill-model": {"kill": "policy_model"},
@@ -63,8 +66,12 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def scenario(name: str, spec: dict[str, Any], rows: int, work: Path) -> dict[str, Any]:
+def scenario(
+    name: str, spec: dict[str, Any], rows: int, work: Path, storm_s: float
+) -> dict[str, Any]:
     fake_port, head_port = free_port(), free_port()
+    # two model calls per rollout: the storm starts half-way through a fault-free run
+    storm = ["--storm-after", str(rows), "--storm-s", str(storm_s)] if spec.get("storm") else []
     fake = subprocess.Popen(
         [
             sys.executable,
@@ -76,6 +83,7 @@ def scenario(name: str, spec: dict[str, Any], rows: int, work: Path) -> dict[str
             str(spec.get("fail_rate", 0.0)),
             "--seed",
             "7",
+            *storm,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -116,9 +124,8 @@ def scenario(name: str, spec: dict[str, Any], rows: int, work: Path) -> dict[str
         ]
         before = get(f"{base}/fake/stats")["requests"]
         started = time.monotonic()
-        collect = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        collect_log = (work / f"{name}.collect.log").open("w")
+        collect = subprocess.Popen(command, cwd=ROOT, stdout=collect_log, stderr=subprocess.STDOUT)
         if spec.get("kill"):
             wait_for(
                 lambda: out.exists() and len(out.read_bytes().splitlines()) >= rows // 4,
@@ -130,13 +137,15 @@ def scenario(name: str, spec: dict[str, Any], rows: int, work: Path) -> dict[str
             }
             os.kill(pid[spec["kill"]], signal.SIGKILL)
         collect.wait(1800)
+        collect_log.close()
         wall = time.monotonic() - started
         first = _statuses(out)
         resume = subprocess.run(
             [*command, "+resume=true"], cwd=ROOT, capture_output=True, timeout=1800, check=False
         )
         final = _statuses(out)
-        requests = get(f"{base}/fake/stats")["requests"] - before
+        stats = get(f"{base}/fake/stats")
+        requests = stats["requests"] - before
         return {
             "scenario": name,
             "rows": rows,
@@ -146,6 +155,7 @@ def scenario(name: str, spec: dict[str, Any], rows: int, work: Path) -> dict[str
             "final_failed": final.get("failed", 0),
             "resume_exit": resume.returncode,
             "requests_per_rollout": round(requests / rows, 3),
+            "refused": stats["failed"],
             "wall_s": round(wall, 1),
         }
     finally:
@@ -175,20 +185,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--storm-s", type=float, default=30.0, help="length of the 429 storm")
+    parser.add_argument("--logs", default="", help="keep the logs in this folder")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or s in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="gym-fault-bench-") as tmp:
-        results = [scenario(name, SCENARIOS[name], args.rows, Path(tmp)) for name in chosen]
+        work = Path(args.logs or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = [
+            scenario(name, SCENARIOS[name], args.rows, work, args.storm_s) for name in chosen
+        ]
     print(
         "| scenario | rollouts | completed / failed (first pass) | completed / failed "
-        "(after resume) | upstream requests per rollout | wall s (first pass) |"
+        "(after resume) | upstream requests per rollout | of which 429 | wall s (first pass) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(
             f"| {r['scenario']} | {r['rows']} | {r['first_completed']} / {r['first_failed']} | "
             f"{r['final_completed']} / {r['final_failed']} | {r['requests_per_rollout']} | "
-            f"{r['wall_s']} |"
+            f"{round(r['refused'] / r['rows'], 3)} | {r['wall_s']} |"
         )
 
 

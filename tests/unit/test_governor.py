@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from nemo_gym.head.client import INTERNAL_RETRY, ServerClient
-from nemo_gym.rollouts.governor import Gate, Governor, health_urls, watch
+from nemo_gym.rollouts.governor import Admission, Gate, Governor, health_urls
 from nemo_gym.server.http_client import HttpClient, RetryPolicy
 from nemo_gym.server.retry_budget import UpstreamCounts, is_throttling
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
@@ -20,14 +20,15 @@ from tests.helpers import asgi_client, free_port, instance_entry, serve_fake_ope
 def test_aimd_halves_on_throttled_ticks_and_adds_a_step_on_healthy_ones() -> None:
     governor = Governor(ceiling=64, floor=1, step=4)
     ticks = [  # (answers, throttled) -> limit, worked out by hand
-        ((100, 100), 32),  # all throttled: 64 * 0.5
+        ((100, 100), 32),  # all throttled: 64 * (1 - 1 * 0.5)
         ((50, 50), 16),
-        ((10, 6), 8),  # 6 >= 0.5 * 10: throttled
-        ((10, 4), 12),  # 4 < 5: healthy, + 4
-        ((0, 0), 12),  # no answers: no evidence either way
-        ((20, 10), 6),  # exactly half: throttled
-        ((1, 1), 3),
-        ((1, 1), 1),  # int(1.5)
+        ((10, 6), 11),  # 6 >= 0.5 * 10: throttled; 16 * (1 - 0.6 * 0.5) = 11.2
+        ((10, 4), 15),  # 4 < 5: healthy, + 4
+        ((0, 0), 15),  # no answers: no evidence either way
+        ((20, 10), 11),  # exactly half: throttled; 15 * 0.75 = 11.25
+        ((1, 1), 5),  # int(5.5)
+        ((1, 1), 2),
+        ((1, 1), 1),
         ((1, 1), 1),  # the floor
         *[((5, 0), 1 + 4 * k) for k in range(1, 16)],  # 5, 9, ..., 61
         ((5, 0), 64),  # 65 capped at the ceiling
@@ -35,7 +36,7 @@ def test_aimd_halves_on_throttled_ticks_and_adds_a_step_on_healthy_ones() -> Non
     ]
     limits = [governor.observe(*sample) for sample, _ in ticks]
     assert limits == [limit for _, limit in ticks]
-    assert governor.throttled_ticks == 7
+    assert governor.throttled_ticks == 8
 
 
 def test_defaults_scale_with_the_parallelism() -> None:
@@ -151,7 +152,7 @@ async def test_a_storm_is_counted_by_the_fake_and_the_client_alike() -> None:
     assert fake.failed == 3 and client.budget.counts == UpstreamCounts(answers=4, throttled=3)
 
 
-async def test_watch_feeds_count_increases_to_the_governor_and_resizes_the_gate() -> None:
+async def test_the_watcher_feeds_count_increases_to_the_governor_and_resizes_the_gate() -> None:
     counts = {"answers": 0, "throttled": 0}
     polls = 0
     polled = asyncio.Event()
@@ -178,10 +179,12 @@ async def test_watch_feeds_count_increases_to_the_governor_and_resizes_the_gate(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     urls = [f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{free_port()}/health"]
     http = HttpClient()
-    governor = Governor(ceiling=64, floor=1, step=4)
-    gate = Gate(64)
+    admission = Admission(64, tick_s=0.01)  # floor 1, step 4
+    governor, gate = admission.governor, admission.gate
+    failed = _row("failed", "model_error")
+    assert not await admission.run_again(failed, 0, 1)  # not watching: written at once
     counts.update(answers=500, throttled=500)  # before the run: a baseline, not counted
-    watcher = asyncio.create_task(watch(http, urls, governor, gate, tick_s=0.01))
+    watcher = asyncio.create_task(admission.watch(http, urls))
     try:
         await wait(lambda: polls >= 3, "three polls")
         assert governor.limit == 64
@@ -195,6 +198,12 @@ async def test_watch_feeds_count_increases_to_the_governor_and_resizes_the_gate(
         counts.update(answers=10, throttled=10)  # the server restarted: 10 of 10 are new
         await wait(lambda: governor.limit != 36, "a decrease after a restart")
         assert governor.limit == 18 and gate.limit == 18
+        # a row that failed calling the model waits for the poll that explains it
+        mark = admission.mark()
+        assert not await admission.run_again(failed, mark, 1)  # nothing throttled since
+        counts.update(answers=20, throttled=20)
+        assert await admission.run_again(failed, mark, 1)
+        assert admission.requeued == {1: 1} and governor.limit == 9
     finally:
         watcher.cancel()
         await http.close()

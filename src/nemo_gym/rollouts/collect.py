@@ -23,7 +23,7 @@ from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.breaker import ServerBreaker
-from nemo_gym.rollouts.governor import Gate, Governor, watch
+from nemo_gym.rollouts.governor import Admission
 from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, failure_info
@@ -126,9 +126,7 @@ async def collect(
     for task in tasks:
         queue.put_nowait(task)
     http = HttpClient(timeout_s=timeout_s, limit=parallel + 8, limit_per_host=parallel + 8)
-    governor = Governor.for_parallel(parallel)
-    gate = Gate(governor.limit)
-    requeues: dict[tuple[int, int], int] = {}  # task key -> times run again
+    admission = Admission(parallel)
     requeued: dict[tuple[int, int], int] = {}
 
     async def server_was_down(task: Task, row: dict[str, Any]) -> bool:
@@ -150,24 +148,21 @@ async def collect(
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await gate.enter()
-            try:
-                ticks = governor.throttled_ticks
+            await admission.gate.enter()
+            try:  # the slot is held until the verdict: a storm is probed once a tick
+                mark = admission.mark()
                 row, raw = await run_one(http, run_url(task), task, timeout_s)
+                again = await admission.run_again(row, mark, task.key)
             finally:
-                gate.leave()
-            if governor.should_requeue(row, ticks, requeues.get(task.key, 0)):
-                requeues[task.key] = requeues.get(task.key, 0) + 1
-                queue.put_nowait(task)
-                continue
-            if await server_was_down(task, row):
+                admission.gate.leave()
+            if again or await server_was_down(task, row):
                 queue.put_nowait(task)
                 continue
             writer.write(row, raw)
             summary.add(row)
             on_done()
 
-    watcher = asyncio.create_task(watch(http, health_urls, governor, gate)) if health_urls else None
+    watcher = asyncio.create_task(admission.watch(http, health_urls)) if health_urls else None
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(min(parallel, len(tasks))):
@@ -178,9 +173,9 @@ async def collect(
         if breaker is not None:
             await breaker.close()
         await http.close()
-    if requeues:
+    if admission.requeued:
         logger.warning(
             "%d rollouts failed while the upstream throttled and were run again (%d runs)",
-            len(requeues),
-            sum(requeues.values()),
+            len(admission.requeued),
+            sum(admission.requeued.values()),
         )

@@ -14,7 +14,9 @@ Servers without the counts (another framework's) are skipped.
 The rule (AIMD, one decision per tick, pure and deterministic):
 
 * a tick whose upstream answers were at least ``threshold`` (half) throttling is a *throttled
-  tick*: the limit is multiplied by ``decrease`` (halved), down to ``floor``;
+  tick*: the limit is multiplied by ``1 - share * (1 - decrease)``, down to ``floor``: halved
+  when every answer was a 429, cut by a quarter when half were (as DCTCP scales its cut by the
+  share of marked packets, so a noisy 50% does not pin the run to the floor);
 * a tick with answers, fewer of them throttling, raises the limit by ``step``, up to
   ``ceiling`` (``num_samples_in_parallel``);
 * a tick without answers changes nothing.
@@ -26,7 +28,7 @@ that refuses most of what it is sent is throttling, and more calls only make it 
 A rollout that failed with a ``model_error`` while a throttled tick happened is not written:
 it goes back to the queue (at most ``max_requeues`` times) and waits for the :class:`Gate`, so
 that throughput gives way during a 429 storm instead of rows. :class:`Gate` is the resizable
-admission gate the collector's workers pass; :func:`watch` is the polling loop.
+admission gate; :class:`Admission` bundles it with the polling loop and the requeue verdict.
 Neighbours: ``collect.py`` (the workers), ``server.retry_budget`` (the counts).
 """
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +88,8 @@ class Governor:
             return self.limit
         if throttled >= self.threshold * answers:
             self.throttled_ticks += 1
-            self.limit = max(self.floor, int(self.limit * self.decrease))
+            share = min(1.0, throttled / answers)
+            self.limit = max(self.floor, int(self.limit * (1 - share * (1 - self.decrease))))
         else:
             self.limit = min(self.ceiling, self.limit + self.step)
         return self.limit
@@ -167,29 +170,66 @@ async def _counts(http: HttpClient, url: str) -> UpstreamCounts | None:
         return None
 
 
-async def watch(
-    http: HttpClient, urls: list[str], governor: Governor, gate: Gate, tick_s: float = TICK_S
-) -> None:
-    """Poll the servers' counts every ``tick_s`` and resize ``gate`` as ``governor`` decides
-    (runs until cancelled). A server whose counts went down restarted: its counts are new."""
-    last: dict[str, UpstreamCounts] = {}
-    while True:
-        await asyncio.sleep(tick_s)
-        answers = throttled = 0
-        polled = await asyncio.gather(*(_counts(http, u) for u in urls))
-        for url, counts in zip(urls, polled, strict=True):
-            if counts is None:
-                continue
-            before = last.get(url)
-            last[url] = counts
-            if before is None:
-                continue  # the first look: what came before this run is not counted
-            if counts.answers < before.answers:
-                before = UpstreamCounts()
-            answers += counts.answers - before.answers
-            throttled += counts.throttled - before.throttled
-        previous = governor.limit
-        limit = governor.observe(answers, throttled)
+class Admission:
+    """The collector's side of the governor: the gate its workers pass, the watcher that
+    resizes it, and the verdict on a rollout that failed calling the model.
+
+    A model server counts a throttling answer before it answers its agent, so a poll begun
+    after a failed row came back has seen why it failed: :meth:`run_again` waits for that poll
+    (about one tick, only for rows that failed calling the model). The collector holds the
+    rollout's slot meanwhile, so that at the floor a storm is probed about once a tick instead
+    of by rollouts failing in a tight loop.
+    """
+
+    def __init__(self, parallel: int, tick_s: float = TICK_S) -> None:
+        self.governor = Governor.for_parallel(parallel)
+        self.gate = Gate(self.governor.limit)
+        self.tick_s = tick_s
+        self.requeued: dict[Hashable, int] = {}  # task key -> times run again
+        self._begun = self._done = 0  # polls begun and observed
+        self._ticked = asyncio.Event()
+        self._watching = False
+
+    def mark(self) -> int:
+        """Taken when a rollout starts, handed to :meth:`run_again` when it ends."""
+        return self.governor.throttled_ticks
+
+    async def run_again(self, row: Mapping[str, Any], mark: int, key: Hashable) -> bool:
+        """Whether the rollout with ``row`` goes back to the queue (see the module docstring)."""
+        failure = row.get(FAILURE_KEY)
+        if not isinstance(failure, Mapping) or failure.get("kind") != "model_error":
+            return False
+        target = self._begun + 1
+        while self._watching and self._done < target:
+            self._ticked.clear()
+            await self._ticked.wait()
+        times = self.requeued.get(key, 0)
+        if not self.governor.should_requeue(row, mark, times):
+            return False
+        self.requeued[key] = times + 1
+        return True
+
+    async def watch(self, http: HttpClient, urls: list[str]) -> None:
+        """Poll the servers' counts every tick and resize the gate as the governor decides
+        (until cancelled). A server whose counts went down restarted: its counts are new."""
+        last: dict[str, UpstreamCounts] = {}
+        self._watching = True
+        try:
+            while True:
+                await asyncio.sleep(self.tick_s)
+                self._begun += 1
+                polled = await asyncio.gather(*(_counts(http, u) for u in urls))
+                answers, throttled = _increase(last, dict(zip(urls, polled, strict=True)))
+                self._observe(answers, throttled)
+                self._done += 1
+                self._ticked.set()
+        finally:
+            self._watching = False
+            self._ticked.set()
+
+    def _observe(self, answers: int, throttled: int) -> None:
+        previous = self.governor.limit
+        limit = self.governor.observe(answers, throttled)
         if limit < previous:
             logger.warning(
                 "upstream throttling (%d of %d answers): at most %d rollouts in flight",
@@ -199,4 +239,23 @@ async def watch(
             )
         elif limit > previous:
             logger.info("at most %d rollouts in flight", limit)
-        gate.resize(limit)
+        self.gate.resize(limit)
+
+
+def _increase(
+    last: dict[str, UpstreamCounts], polled: dict[str, UpstreamCounts | None]
+) -> tuple[int, int]:
+    """Answers and throttling answers since ``last`` (updated); a first look counts nothing."""
+    answers = throttled = 0
+    for url, counts in polled.items():
+        if counts is None:
+            continue
+        before = last.get(url)
+        last[url] = counts
+        if before is None:
+            continue  # what came before this run is not counted
+        if counts.answers < before.answers:
+            before = UpstreamCounts()
+        answers += counts.answers - before.answers
+        throttled += counts.throttled - before.throttled
+    return answers, throttled
