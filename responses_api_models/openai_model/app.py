@@ -37,7 +37,12 @@ class UpstreamRetrySettings(BaseResponsesAPIModelConfig):
     """How calls to the upstream API are bounded."""
 
     max_attempts: int = Field(default=8, ge=1, description="Attempts per call on 429/5xx.")
-    request_timeout_s: float = Field(default=600.0, gt=0, description="Deadline of one attempt.")
+    request_timeout_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="Deadline of one attempt (a hung upstream fails the call, as a 504, after "
+        "it); raise it for reasoning models that think for minutes.",
+    )
 
 
 class OpenAIModelConfig(UpstreamRetrySettings):

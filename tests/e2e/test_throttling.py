@@ -72,7 +72,7 @@ def test_ctrl_c_with_a_hung_upstream_ends_within_the_grace(tmp_path: Path) -> No
     grace = 2.0
     with fake_openai_process("--hang") as base_url:
         port = free_port()
-        run = ng_run(port, base_url, f"+graceful_shutdown_s={grace}")
+        run = ng_run(port, base_url, f"++graceful_shutdown_s={grace}")
         try:
             run.wait_line("servers healthy in", timeout=60)
             data, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
