@@ -186,11 +186,12 @@ def spawn_child(
     graceful_shutdown_s: float,
     env_path: list[str],
     withheld: set[str] | None = None,
+    python: str | None = None,
 ) -> ChildProcess:
     """Start ``python <entrypoint>`` with the launch context in environment variables.
 
     ``withheld``: secret values the child must not hold; environment variables set to one are
-    not passed on.
+    not passed on. ``python``: the interpreter (a server's own environment, ``venvs.py``).
     """
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
@@ -208,7 +209,7 @@ def spawn_child(
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, str(entrypoint)],
+        [python or sys.executable, str(entrypoint)],
         cwd=entrypoint.parent,
         env=env,
         stdout=log_w,

@@ -15,7 +15,7 @@ import functools
 import gc
 import importlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from nemo_gym.server.launch import LaunchContext
 from nemo_gym.supervisor.children import ChildProcess, fork_child, run_entrypoint, spawn_child
 from nemo_gym.supervisor.display import instance_rows
 from nemo_gym.supervisor.ports import bind_listener
+from nemo_gym.supervisor.venvs import gym_source
 
 #: Imported once in ng_run before forking, so that forked servers start without importing them.
 PRELOAD_MODULES = (
@@ -56,8 +57,12 @@ def start_servers(
     mode: str,
     graceful_shutdown_s: float,
     redact: Callable[[Any], Any],
+    interpreters: Mapping[str, Path] | None = None,
 ) -> list[ChildProcess]:
     """Bind every port, then start every server and the head server.
+
+    ``interpreters``: servers that run in their own environment (``venvs.py``), always
+    started as ``python app.py`` with that environment's interpreter.
 
     Raises:
         ConfigError: a port is taken (naming which server and which key to change).
@@ -94,7 +99,9 @@ def start_servers(
             }
             # each server holds only its own secrets (in its config and its environment)
             config, withheld = config_for_instance(resolved, inst.name)
-            if mode == "fork":
+            python = (interpreters or {}).get(inst.name)
+            own = [str(gym_source())] if python is not None else []  # Gym, not the venv's
+            if mode == "fork" and python is None:
                 context = LaunchContext(config, inst.name, sock, graceful_shutdown_s)
                 child = fork_child(
                     **common,
@@ -113,10 +120,11 @@ def start_servers(
                 entrypoint=inst.entrypoint,
                 config=config,
                 graceful_shutdown_s=graceful_shutdown_s,
-                env_path=[str(root), str(inst.dir_path)],
+                env_path=[str(root), str(inst.dir_path), *own],
                 withheld=withheld,
+                python=str(python) if python is not None else None,
             )
-            if mode != "fork":
+            if mode != "fork" or python is not None:
                 child = respawn()
             child.config_path = inst.source
             child.respawn = respawn

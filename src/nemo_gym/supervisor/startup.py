@@ -3,7 +3,8 @@ trainers' ``RunHelper`` (``background.py``) share.
 
 ``launch`` swaps in the embedded local model when no policy endpoint is configured, resolves and
 validates the config, installs what the servers' ``requirements.txt`` files ask for and the
-environment lacks (``requirements.py``), binds every port and starts every server process and
+environment lacks (``requirements.py``; a server with ``isolated_venv: true`` gets its own
+environment instead, ``venvs.py``), binds every port and starts every server process and
 the head server, and
 hands back a :class:`~nemo_gym.supervisor.supervisor.Supervisor` that has not run yet.
 ``config_error`` turns a server's refusal of its settings into an error naming file and line.
@@ -23,6 +24,7 @@ from nemo_gym.supervisor.children import ChildProcess
 from nemo_gym.supervisor.launcher import start_servers
 from nemo_gym.supervisor.requirements import ensure_requirements
 from nemo_gym.supervisor.supervisor import Supervisor, SupervisorOptions
+from nemo_gym.supervisor.venvs import ensure_venv, wants_venv
 
 
 @dataclass
@@ -57,11 +59,21 @@ def launch(
             'no server instances to start; name config files with "+config_paths=[a.yaml,b.yaml]"',
             source="command line",
         )
+    isolated = {i.name: i.dir_path for i in instances if wants_venv(i.settings)}
     if install_requirements:
-        ensure_requirements({i.name: i.dir_path for i in instances}, write)
+        ensure_requirements(
+            {i.name: i.dir_path for i in instances if i.name not in isolated}, write
+        )
+    interpreters = {name: ensure_venv(name, folder, write) for name, folder in isolated.items()}
     try:
         children = start_servers(
-            resolved, instances, loaded.root, start_mode, options.graceful_shutdown_s, redact
+            resolved,
+            instances,
+            loaded.root,
+            start_mode,
+            options.graceful_shutdown_s,
+            redact,
+            interpreters,
         )
     except ConfigError as exc:  # e.g. a port in use: name where that port was set
         if exc.key is None or exc.source is not None:
