@@ -61,27 +61,29 @@ def gym_source() -> Path:
 
 
 def core_pins(dist: str = "nemo-gym") -> list[str]:
-    """``name==version`` of every package Gym's core needs, recursively, as installed here."""
+    """``name==version`` of every package Gym's core needs, recursively (extras that are asked
+    for included), as installed here."""
     pins: dict[str, str] = {}
+    expanded: set[tuple[str, str]] = set()  # (package, extra); "" is the package itself
     todo = [Requirement(r) for r in importlib.metadata.requires(dist) or ()]
     while todo:
         requirement = todo.pop()
         if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
             continue
         name = requirement.name.lower().replace("_", "-")
-        if name in pins:
-            continue
         try:
             pins[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue  # an optional dependency not installed here
-        extras = [{"extra": e} for e in requirement.extras]
-        for raw in importlib.metadata.requires(name) or ():
-            sub = Requirement(raw)
-            if sub.marker is None or any(sub.marker.evaluate(e) for e in extras) or (
-                sub.marker.evaluate({"extra": ""})
-            ):
-                todo.append(sub)
+        for extra in ("", *sorted(requirement.extras)):
+            if (name, extra) in expanded:
+                continue
+            expanded.add((name, extra))
+            for raw in importlib.metadata.requires(name) or ():
+                sub = Requirement(raw)
+                if sub.marker is None or sub.marker.evaluate({"extra": extra}):
+                    sub.marker = None  # decided here, for this extra
+                    todo.append(sub)
     return sorted(f"{name}=={version}" for name, version in pins.items())
 
 
