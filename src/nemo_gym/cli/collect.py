@@ -70,7 +70,8 @@ class CollectParams(BaseModel):
         default=None,
         ge=1,
         description=(
-            f"Rollouts in flight at once (default {DEFAULT_PARALLEL}); lower it on HTTP 429."
+            f"Rollouts in flight at most (default {DEFAULT_PARALLEL}); fewer while an "
+            "upstream model API answers 429 (lowered and raised again automatically)."
         ),
     )
     responses_create_params: dict[str, Any] = Field(
