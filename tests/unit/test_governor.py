@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 
 from nemo_gym.head.client import INTERNAL_RETRY, ServerClient
-from nemo_gym.rollouts.governor import Admission, Gate, Governor, health_urls
+from nemo_gym.rollouts.governor import Admission, Gate, Governor
 from nemo_gym.server.http_client import HttpClient, RetryPolicy
 from nemo_gym.server.retry_budget import UpstreamCounts, is_throttling
 from responses_api_models.openai_model.app import OpenAIModelConfig, OpenAIModelServer
-from tests.helpers import asgi_client, free_port, instance_entry, serve_fake_openai
+from tests.helpers import asgi_client, free_port, serve_fake_openai
 
 
 def test_aimd_halves_on_throttled_ticks_and_adds_a_step_on_healthy_ones() -> None:
@@ -96,16 +96,6 @@ async def test_the_gate_admits_up_to_its_limit_and_follows_resizes() -> None:
     await _settle()
     assert entered == [0, 1, 3, 4] and gate.active == 2
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def test_health_urls_lists_every_server_instance() -> None:
-    config = {
-        "head_server": {"host": "127.0.0.1", "port": 11000},
-        "policy_model": instance_entry("responses_api_models", "openai_model", "http://h:1"),
-        "agent": instance_entry("responses_api_agents", "simple_agent", "http://h:2"),
-        "policy_base_url": "http://elsewhere",
-    }
-    assert health_urls(config) == ["http://h:1/health", "http://h:2/health"]
 
 
 def test_throttling_is_429_or_503_with_retry_after() -> None:

@@ -43,7 +43,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nemo_gym.config.instances import instance_section
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.row import FAILURE_KEY, STATUS_KEY
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
@@ -143,17 +142,6 @@ class Gate:
             if not waiter.done():  # a cancelled waiter is skipped
                 waiter.set_result(None)
                 self.active += 1
-
-
-def health_urls(global_config: Mapping[str, Any]) -> list[str]:
-    """``/health`` of every server instance of a running setup's config."""
-    urls = []
-    for name in global_config:
-        section = instance_section(global_config, str(name))
-        if section is not None and section[2].get("port"):
-            settings = section[2]
-            urls.append(f"http://{settings.get('host') or '127.0.0.1'}:{settings['port']}/health")
-    return urls
 
 
 async def _counts(http: HttpClient, url: str) -> UpstreamCounts | None:
