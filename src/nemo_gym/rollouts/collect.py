@@ -152,10 +152,14 @@ async def collect(
             try:  # the slot is held until the verdict: a storm is probed once a tick
                 mark = admission.mark()
                 row, raw = await run_one(http, run_url(task), task, timeout_s)
-                again = await admission.run_again(row, mark, task.key)
+                # a server down is asked first: the governor's verdict takes a tick, by which
+                # time ng_run may have restarted the server
+                again = await server_was_down(task, row) or await admission.run_again(
+                    row, mark, task.key
+                )
             finally:
                 admission.gate.leave()
-            if again or await server_was_down(task, row):
+            if again:
                 queue.put_nowait(task)
                 continue
             writer.write(row, raw)
