@@ -31,7 +31,6 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-import nemo_gym
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.supervisor.requirements import read_requirements
 
@@ -52,7 +51,7 @@ def gym_source() -> Path:
         ConfigError: Gym is installed among other packages (site-packages), not from a source
             folder: putting that folder on the path would defeat the isolation.
     """
-    folder = Path(nemo_gym.__file__).resolve().parent.parent
+    folder = Path(__file__).resolve().parents[2]  # <folder>/nemo_gym/supervisor/venvs.py
     if folder.name in ("site-packages", "dist-packages"):
         raise ConfigError(
             f"{VENV_KEY}: needs Gym from a source checkout (it is installed in {folder})"
