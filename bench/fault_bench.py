@@ -4,11 +4,11 @@ Not a test: it prints a Markdown table for bench/RESULTS.md. Each scenario start
 OpenAI endpoint and ``ng_run`` (weather environment, openai_model) on free loopback ports and
 collects N rollouts (``+num_samples_in_parallel=64``); it reports rollouts completed and failed
 after the first pass, after ``+resume=true`` (which retries failed rows), upstream requests per
-rollout (the fake's own count), and wall time. Scenarios: no faults; 10%, 25% and 50% of model
-calls answered 429 at random; a 429 storm (every model call answered 429 for ``--storm-s``
-seconds, 30 by default, from the request half-way through a fault-free run's requests on);
-``kill -9`` of the agent, the resources server and the model server while rollouts run (ng_run
-restarts them).
+rollout (the fake's own count) and how many of them it answered 429, and wall time. Scenarios:
+no faults; 10%, 25% and 50% of model calls answered 429 at random; a 429 storm (every model
+call answered 429 for ``--storm-s`` seconds, 30 by default, from the request half-way through
+a fault-free run's requests on); ``kill -9`` of the agent, the resources server and the model
+server while rollouts run (ng_run restarts them).
 
     .venv/bin/python bench/fault_bench.py [--rows 1000] [--only "25% 429,429 storm"]
 """
