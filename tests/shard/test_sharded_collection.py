@@ -94,7 +94,9 @@ def test_sharded_collection_writes_exactly_the_rows_of_an_unsharded_one(
     ]  # all three at once, as a scheduler would start them
     for proc in shards:
         assert proc.wait(120) == 3, proc.text
-    sizes = [len((tmp_path / f"sharded.shard-{i}-of-3.jsonl").read_text().splitlines()) for i in range(3)]
+    sizes = [
+        len((tmp_path / f"sharded.shard-{i}-of-3.jsonl").read_text().splitlines()) for i in range(3)
+    ]
     assert sizes == [8, 8, 8]  # 8 rows x 3 repeats, round-robin over 3 shards
     merged = merge(head_port, tmp_path / "sharded.jsonl")
     assert merged.wait(120) == 3, merged.text
@@ -126,7 +128,7 @@ def test_a_killed_shard_resumes_its_part_and_the_merge_is_complete(
     head_port: int, tmp_path: Path
 ) -> None:
     # every rollout takes 1 s; shard 1 runs one at a time and is killed after two rows
-    data = _input(tmp_path, {i: "FAKE_SLEEP_1" for i in range(8)})
+    data = _input(tmp_path, dict.fromkeys(range(8), "FAKE_SLEEP_1"))
     out = tmp_path / "out.jsonl"
     fast = collect(head_port, data, out, "+num_shards=2", "+shard_index=0")  # all 12 at once
     assert fast.wait(120) == 0, fast.text
@@ -134,9 +136,7 @@ def test_a_killed_shard_resumes_its_part_and_the_merge_is_complete(
         head_port, data, out, "+num_shards=2", "+shard_index=1", "+num_samples_in_parallel=1"
     )
     shard1 = tmp_path / "out.shard-1-of-2.jsonl"
-    wait_for(
-        lambda: shard1.exists() and len(shard1.read_text().splitlines()) >= 2, 60, "two rows"
-    )
+    wait_for(lambda: shard1.exists() and len(shard1.read_text().splitlines()) >= 2, 60, "two rows")
     slow.popen.send_signal(signal.SIGKILL)
     slow.wait(30)
     done_before = len(shard1.read_text().splitlines())
@@ -150,9 +150,7 @@ def test_a_killed_shard_resumes_its_part_and_the_merge_is_complete(
     assert "resume it (the same command with +resume=true)" in refused.text
     assert not out.exists()
 
-    resumed = collect(
-        head_port, data, out, "+num_shards=2", "+shard_index=1", "+resume=true"
-    )
+    resumed = collect(head_port, data, out, "+num_shards=2", "+shard_index=1", "+resume=true")
     assert resumed.wait(120) == 0, resumed.text
     assert f"Resuming: {done_before} rows of this run already in {shard1}" in resumed.text
     merged = merge(head_port, out)
@@ -160,7 +158,8 @@ def test_a_killed_shard_resumes_its_part_and_the_merge_is_complete(
     units = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in rows_of(out)]
     assert units == [(t, i) for t in range(8) for i in range(3)]
     # shard 0 had positions 0, 2, 4, ... of the expanded list; shard 1 the odd ones
-    shard0 = {(r["_ng_task_index"], r["_ng_rollout_index"]) for r in rows_of(
-        tmp_path / "out.shard-0-of-2.jsonl"
-    )}
+    shard0 = {
+        (r["_ng_task_index"], r["_ng_rollout_index"])
+        for r in rows_of(tmp_path / "out.shard-0-of-2.jsonl")
+    }
     assert shard0 == {divmod(p, 3) for p in range(0, 24, 2)}

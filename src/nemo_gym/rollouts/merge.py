@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def unit_of(row: dict[str, Any]) -> tuple[int, int]:
     return int(row.get("_ng_task_index") or 0), int(repeat or 0)
 
 
-def _units(units: list[tuple[int, int]] | set[tuple[int, int]]) -> str:
+def _units(units: Collection[tuple[int, int]]) -> str:
     shown = sorted(units)[:SHOWN]
     more = f" and {len(units) - SHOWN} more" if len(units) > SHOWN else ""
     return ", ".join(f"(task {t}, repeat {r})" for t, r in shown) + more
@@ -87,8 +88,7 @@ def _check_set(records: list[ShardRecord]) -> None:
         given |= rec.units
     if len(given) != first.total_units:
         raise ConfigError(
-            f"the shards were given {len(given)} units in all, not the run's "
-            f"{first.total_units}",
+            f"the shards were given {len(given)} units in all, not the run's {first.total_units}",
             source=str(first.file),
         )
 

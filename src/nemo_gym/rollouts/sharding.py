@@ -110,7 +110,9 @@ def check_shard(num_shards: int | None, shard_index: int | None) -> Shard | None
     return Shard(shard_index, num_shards)
 
 
-def write_record(shard_file: Path, shard: Shard, run_key: str, total: int, mine: list[Task]) -> None:
+def write_record(
+    shard_file: Path, shard: Shard, run_key: str, total: int, mine: list[Task]
+) -> None:
     """Save which units the shard was given (written whole, then renamed into place)."""
     record = {
         "shard_index": shard.index,
