@@ -10,16 +10,13 @@ word count, hence its reward, is known in advance (see ``EXPECTED``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.helpers import BIN, REPO, Proc, fake_openai_process, free_port, ng_run, wait_for
+from tests.helpers import BIN, REPO, Proc, fake_openai_process, free_port, ng_run
+from tests.ray_verify.local_cluster import LOOPBACK, loopback_cluster
 
 pytestmark = [
     pytest.mark.e2e,
@@ -27,47 +24,14 @@ pytestmark = [
 ]
 ENV = Path(__file__).resolve().parent / "ray_word_count"
 AGENT = "ray_word_count_simple_agent"
-#: Keeps Ray on 127.0.0.1 in every process that imports it (the cluster's, the servers').
-LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 #: (task, reward, words counted): "You said: one two three" has 5 words, as expected; etc.
 EXPECTED = [(0, 1.0, 5), (1, 1.0, 4), (2, 0.0, 6), (3, 0.0, 4)]
 
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[str, str]]:
-    """A one-node Ray cluster on 127.0.0.1 (``local_cluster.py``); yields (address, node id)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.ray_verify.local_cluster"],
-        cwd=REPO,
-        env={**os.environ, **LOOPBACK},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        address = proc.stdout.readline().split()[-1]
-        node_id = proc.stdout.readline().split()[-1]
-        yield address, node_id
-    finally:
-        proc.stdin.write("quit\n")
-        proc.stdin.close()
-        assert proc.wait(120) == 0
-        stopped = proc.stdout.read().strip()
-        proc.stdout.close()
-        assert stopped == "STOPPED"
-        members = lambda: [  # noqa: E731
-            p.pid for p in psutil.process_iter() if _session(p.pid) == proc.pid
-        ]
-        wait_for(lambda: not members(), 60, "the Ray cluster's processes to exit")
-
-
-def _session(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except OSError:
-        return None
+    with loopback_cluster() as found:
+        yield found
 
 
 def project(root: Path) -> None:

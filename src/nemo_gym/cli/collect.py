@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.config.instances import check_agent_name, instance_section
-from nemo_gym.config.loader import CLI_SOURCE
+from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.rollouts.breaker import ServerBreaker, ServersDown, health_probe
@@ -107,6 +107,12 @@ class CollectParams(BaseModel):
     shard_index: int | None = Field(
         default=None, description="The shard this collector runs (0 to num_shards - 1)."
     )
+    ray_collectors: int | None = Field(
+        default=None,
+        ge=1,
+        description="Run N shard collectors as Ray tasks spread over the cluster of "
+        "+ray_head_node_address (shared filesystem), then merge them into the output.",
+    )
 
     #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
     renamed_parameters: ClassVar[dict[str, str]] = {"resume_from_cache": "resume"}
@@ -142,11 +148,29 @@ def check_output_path(path: Path, key: str = "+output_jsonl_fpath") -> None:
         )
 
 
+def _on_ray(params: CollectParams, loaded: LoadedConfig, output: Path) -> int:
+    """``+ray_collectors=N``: every shard collected by a Ray task, then merged."""
+    from nemo_gym.cli.merge import merge
+    from nemo_gym.ray_support import collectors
+
+    count = params.ray_collectors or 1
+    collectors.check_collectors(count, params.num_shards, params.shard_index)
+    check_output_path(output)
+    results = collectors.run_collectors(count, output, sys.argv[1:], loaded, params.resume)
+    lines, error = collectors.report(results)
+    print("\n".join(lines))
+    if error is not None:
+        raise error
+    return merge(output, None, loaded, aggregate=True)
+
+
 @cli_entry
 def main() -> int:
     params, loaded = load_params(CollectParams, "ng_collect_rollouts")
     input_path = Path(params.input_jsonl_fpath)
     output_path = Path(params.output_jsonl_fpath)
+    if params.ray_collectors is not None:
+        return _on_ray(params, loaded, output_path)
     shard = check_shard(params.num_shards, params.shard_index)
     if shard is not None:
         output_path = shard.path(output_path)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from nemo_gym.cli.collect import check_output_path
 from nemo_gym.cli.params import cli_entry, load_params
-from nemo_gym.config.loader import CLI_SOURCE
+from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError, GymError
 from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
@@ -60,12 +60,17 @@ def shard_files(output: Path, pattern: str | None) -> list[Path]:
     return files
 
 
-@cli_entry
-def main() -> int:
-    params, loaded = load_params(MergeParams, "ng_merge_rollouts")
-    output = Path(params.output_jsonl_fpath)
-    check_output_path(output)
-    files = shard_files(output, params.input_glob)
+def merge(output: Path, pattern: str | None, loaded: LoadedConfig, aggregate: bool) -> int:
+    """Merge the shards of ``output``, print the whole run's summary and write its metrics.
+
+    Returns:
+        The exit code: 0, or 3 when some rows failed (as ``ng_collect_rollouts``).
+
+    Raises:
+        ConfigError: the shards are not one complete collection (see ``rollouts.merge``).
+        GymError: the aggregate metrics were asked for and no ng_run answers.
+    """
+    files = shard_files(output, pattern)
     merged = load_shards(files)
     if output in files:
         raise ConfigError("is one of the shard files", source=CLI_SOURCE, key="+output_jsonl_fpath")
@@ -79,7 +84,7 @@ def main() -> int:
     summary = summarise(merged.rows)
     print(json.dumps(summary.averages() or {"reward": None}, indent=4))
     print(f"{summary.line()} -> {output}")
-    if params.aggregate_metrics:
+    if aggregate:
         host, port = head_address(loaded)
         try:
             config = fetch_global_config(head_url({"head_server": {"host": host, "port": port}}))
@@ -99,3 +104,11 @@ def main() -> int:
         )
         return 3
     return 0
+
+
+@cli_entry
+def main() -> int:
+    params, loaded = load_params(MergeParams, "ng_merge_rollouts")
+    output = Path(params.output_jsonl_fpath)
+    check_output_path(output)
+    return merge(output, params.input_glob, loaded, params.aggregate_metrics)

@@ -70,7 +70,7 @@ def connect(address: str | None) -> None:
         ray.init(address=address, ignore_reinit_error=True, logging_level=logging.WARNING)
 
 
-def _code_path(fn: Callable[..., Any]) -> str:
+def code_path(fn: Callable[..., Any]) -> str:
     """``PYTHONPATH`` for the worker: the root of ``fn``'s top-level package, then ours."""
     paths: list[str] = []
     top = sys.modules.get(fn.__module__.split(".")[0])
@@ -125,7 +125,7 @@ async def offload(
         num_cpus=num_cpus,
         max_retries=0,
         name=getattr(fn, "__qualname__", "offload"),
-        runtime_env={"env_vars": {"PYTHONPATH": _code_path(fn)}},
+        runtime_env={"env_vars": {"PYTHONPATH": code_path(fn)}},
     )
     ref = remote.remote(fn, args)
     try:
