@@ -25,7 +25,7 @@ from typing import Any
 
 from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig
 from nemo_gym.core.errors import ConfigError, GymError
-from nemo_gym.ray_support.offload import code_path, connect, ray_address
+from nemo_gym.ray_support.offload import code_path, connect, import_ray, ray_address
 from nemo_gym.rollouts.output import manifest_path
 from nemo_gym.rollouts.sharding import shard_path
 
@@ -51,7 +51,7 @@ def shard_argv(argv: Sequence[str], index: int, count: int, resume: bool) -> lis
 
 def run_collector(args: list[str], cwd: str) -> dict[str, Any]:
     """On a Ray worker: run one collector; its exit code, output tail and node."""
-    import ray
+    ray = import_ray()
 
     done = subprocess.run(
         [sys.executable, "-c", COMMAND, *args],
@@ -83,8 +83,7 @@ def run_collectors(
     except Exception:  # an unresolvable value: let connect() name the key
         address = None
     connect(ray_address({"ray_head_node_address": address} if address else None))
-    import ray
-    from ray.exceptions import RayError
+    ray = import_ray()
 
     remote = ray.remote(run_collector).options(
         num_cpus=1,
@@ -102,7 +101,7 @@ def run_collectors(
     for index, ref in enumerate(refs):
         try:
             results.append(ray.get(ref))
-        except RayError as exc:
+        except ray.exceptions.RayError as exc:
             results.append({"code": None, "tail": str(exc)[-TAIL:], "node_id": None})
         results[-1]["shard_index"] = index
     return results

@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from nemo_gym.core.errors import ConfigError, GymError
@@ -43,6 +44,24 @@ class OffloadError(GymError):
     """The Ray task could not run, or its worker died (the verifier is broken, not the row)."""
 
 
+def import_ray() -> ModuleType:
+    """Ray, imported now (never at module import).
+
+    Raises:
+        ConfigError: Ray is not installed (the ``ray`` extra).
+    """
+    try:
+        import ray
+        import ray.exceptions
+    except ImportError:
+        raise ConfigError(
+            "this needs Ray, which is not installed: install the ray extra "
+            "(pip install 'nemo-gym[ray]')",
+            key="ray",
+        ) from None
+    return ray
+
+
 def ray_address(config: Any = None) -> str | None:
     """The cluster to join: ``ray_head_node_address`` of ``config`` (a mapping), else
     ``RAY_ADDRESS`` (None: neither is set)."""
@@ -56,8 +75,7 @@ def connect(address: str | None) -> None:
     Raises:
         ConfigError: not connected and no address given.
     """
-    import ray
-
+    ray = import_ray()
     with _connect_lock:
         if ray.is_initialized():
             return
@@ -118,8 +136,8 @@ async def offload(
     if not on_ray:
         return await local()
     await asyncio.to_thread(connect, address)
-    import ray
-    from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+    ray = import_ray()
+    errors = ray.exceptions
 
     remote = ray.remote(_run_in_worker).options(
         num_cpus=num_cpus,
@@ -134,9 +152,9 @@ async def offload(
     except TimeoutError:
         ray.cancel(ref, force=True)
         raise
-    except RayTaskError as exc:
+    except errors.RayTaskError as exc:
         if isinstance(exc.cause, Exception):
             raise exc.cause from None  # what fn raised, for the caller's own handling
         raise OffloadError(f"the Ray task {fn.__qualname__} failed: {exc}") from None
-    except (WorkerCrashedError, TaskCancelledError) as exc:
+    except (errors.WorkerCrashedError, errors.TaskCancelledError) as exc:
         raise OffloadError(f"the Ray worker running {fn.__qualname__} died: {exc}") from None
