@@ -16,12 +16,20 @@ from resources_servers.math_with_judge.library import LibraryVerdict, check_equi
 PID_FILE = "GYM_TEST_PID_FILE"
 
 
-def record() -> None:
+def in_ray_worker() -> bool:
     import ray
 
-    in_worker = ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    return bool(ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE)
+
+
+def record() -> None:
     with open(os.environ[PID_FILE], "a") as out:
-        out.write(f"{os.getpid()} {int(in_worker)}\n")
+        out.write(f"{os.getpid()} {int(in_ray_worker())}\n")
+
+
+def where() -> tuple[int, bool]:
+    """This process's pid, and whether it is a Ray worker (records nothing)."""
+    return os.getpid(), in_ray_worker()
 
 
 def pid() -> int:

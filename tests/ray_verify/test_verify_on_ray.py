@@ -23,6 +23,7 @@ from resources_servers.math_with_judge.tests.test_app import make_server as make
 from resources_servers.math_with_judge.tests.test_app import verify as math_verify
 from tests.helpers import REPO, assistant_message, wait_for
 from tests.ray_verify import doubles
+from tests.ray_verify.local_cluster import LOOPBACK, loopback_cluster
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -102,7 +103,10 @@ async def test_code_gen_tests_run_on_ray_with_the_same_results(
     wrong = "a, b = map(int, input().split())\nprint(a - b)\n"
     before = len(ray_pids(cluster))
     results: dict[str, list[dict[str, Any]]] = {}
-    for name, server in (("ray", make_code_gen(verify_on_ray=True)), ("local", make_code_gen())):
+    for name, server in (
+        ("ray", make_code_gen(verify_on_ray=True, timeout_seconds=30.0)),
+        ("local", make_code_gen(timeout_seconds=30.0)),
+    ):
         async with code_gen_client(server) as c:
             results[name] = [await code_gen_verify(c, fenced(code)) for code in (SUM_CODE, wrong)]
         if name == "ray":
@@ -129,3 +133,30 @@ def test_ray_is_not_imported_on_the_default_path() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_server_process_joins_the_cluster_at_the_address_it_is_given() -> None:
+    """As in a server started by ng_run: not yet connected, the address from its config."""
+    code = (
+        "import asyncio, os\n"
+        "from nemo_gym.ray_support.offload import offload, ray_address\n"
+        "from tests.ray_verify import doubles\n"
+        "async def never():\n"
+        "    raise AssertionError('local')\n"
+        "address = ray_address({'ray_head_node_address': os.environ['ADDRESS']})\n"
+        "pid, in_worker = asyncio.run(offload(doubles.where, on_ray=True, local=never,"
+        " timeout_s=120, address=address))\n"
+        "print(pid, int(in_worker), os.getpid())\n"
+    )
+    with loopback_cluster() as (address, _):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={**os.environ, **LOOPBACK, "ADDRESS": address},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert out.returncode == 0, out.stderr[-3000:]
+    worker, in_worker, driver = map(int, out.stdout.split())
+    assert worker != driver and in_worker == 1

@@ -157,6 +157,10 @@ def test_a_killed_shard_resumes_its_part_and_the_merge_is_complete(
     assert merged.wait(120) == 0, merged.text
     units = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in rows_of(out)]
     assert units == [(t, i) for t in range(8) for i in range(3)]
+    # the merged file is the unsharded run's: an unsharded resume finds it complete
+    again = collect(head_port, data, out, "+resume=true")
+    assert again.wait(120) == 0, again.text
+    assert f"Resuming: 24 rows of this run already in {out}, 0 to run" in again.text
     # shard 0 had positions 0, 2, 4, ... of the expanded list; shard 1 the odd ones
     shard0 = {
         (r["_ng_task_index"], r["_ng_rollout_index"])
