@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from nemo_gym.authoring import offload, ray_address
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
     BaseVerifyResponse,
     SimpleResourcesServer,
 )
-from nemo_gym.ray_support.offload import offload, ray_address
 from nemo_gym.resources import final_answer_text
 from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import TestResult, UnitTests, grade

@@ -20,8 +20,11 @@ from starlette.responses import Response
 
 from nemo_gym.authoring import (
     NeMoGymResponseCreateParamsNonStreaming,
+    OffloadError,
     error_body,
     final_answer_text,
+    offload,
+    ray_address,
 )
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
@@ -30,7 +33,6 @@ from nemo_gym.base_resources_server import (
     SimpleResourcesServer,
 )
 from nemo_gym.config_types import ServerRef
-from nemo_gym.ray_support.offload import OffloadError, offload, ray_address
 from resources_servers.math_with_judge.extraction import extract_answer
 from resources_servers.math_with_judge.judge import JudgeError, JudgeEvaluation, judge_equivalence
 from resources_servers.math_with_judge.library import (
