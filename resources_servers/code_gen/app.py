@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from nemo_gym.authoring import offload, ray_address
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
     BaseVerifyRequest,
@@ -41,6 +42,7 @@ class CodeGenConfig(BaseResourcesServerConfig):
     tmp_mb: int = Field(default=64, ge=1, description="private /tmp tmpfs (root plan)")
     sandbox_uid_base: int = Field(default=2_100_000_000, ge=1, description="slot i: uid base+i")
     require_network_isolation: bool = False
+    verify_on_ray: bool = Field(default=False, description="run the tests as Ray tasks")
 
 
 class CodeGenMetadata(BaseModel):
@@ -92,14 +94,31 @@ class CodeGenServer(SimpleResourcesServer):
             raise SandboxError("require_network_isolation is set but no network namespace works")
         return isolation
 
+    async def _run_tests(self, code: str, tests: UnitTests) -> tuple[Isolation, list[TestResult]]:
+        """The tests in this server's sandbox, or (``verify_on_ray``) in a Ray task that runs
+        the same sandbox, limits and deadlines on its node."""
+
+        async def here() -> tuple[Isolation, list[TestResult]]:
+            return await self.isolation(), await grade(self.sandbox, code, tests)
+
+        return await offload(
+            _run_tests_on_worker,
+            self.config.model_dump(),
+            code,
+            tests,
+            on_ray=self.config.verify_on_ray,
+            local=here,
+            timeout_s=self.config.timeout_seconds * len(tests.inputs) + 60,
+            address=ray_address(self.server_client.global_config_dict),
+        )
+
     async def verify(self, body: CodeGenVerifyRequest) -> CodeGenVerifyResponse:
         tests = body.verifier_metadata.unit_tests
         code = extract_code(final_answer_text(body.response))
         results: list[TestResult] = []
         isolation = None
         if code is not None:
-            isolation = await self.isolation()
-            results = await grade(self.sandbox, code, tests)
+            isolation, results = await self._run_tests(code, tests)
         passed = sum(r.passed for r in results)
         total = len(tests.inputs)
         reward = float(code is not None and passed == total)
@@ -114,6 +133,16 @@ class CodeGenServer(SimpleResourcesServer):
             test_results=results,
             isolation=isolation,
         )
+
+
+async def _run_tests_on_worker(
+    config: dict[str, Any], code: str, tests: UnitTests
+) -> tuple[Isolation, list[TestResult]]:
+    """On a Ray worker: the server's sandbox, built from its config, runs the tests."""
+    from resources_servers.code_gen import app  # by name: on the server this file is __main__
+
+    server = app.CodeGenServer.model_construct(config=app.CodeGenConfig.model_validate(config))
+    return await server.isolation(), await app.grade(server.sandbox, code, tests)
 
 
 if __name__ == "__main__":

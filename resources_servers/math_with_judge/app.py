@@ -20,8 +20,11 @@ from starlette.responses import Response
 
 from nemo_gym.authoring import (
     NeMoGymResponseCreateParamsNonStreaming,
+    OffloadError,
     error_body,
     final_answer_text,
+    offload,
+    ray_address,
 )
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
@@ -60,6 +63,8 @@ class MathWithJudgeConfig(BaseResourcesServerConfig):
     """After this long a worker that has not answered is killed (includes a cold start)."""
     library_workers: int = Field(default=2, ge=1)
     """math-verify worker processes at most."""
+    verify_on_ray: bool = False
+    """Run math-verify as Ray tasks on the cluster (``ray_head_node_address``), not locally."""
 
     @model_validator(mode="after")
     def _judge_has_a_server(self) -> MathWithJudgeConfig:
@@ -124,12 +129,34 @@ class MathWithJudgeServer(SimpleResourcesServer):
             )
         return self._library
 
+    async def _check(self, expected: str, answer: str) -> LibraryVerdict:
+        """math-verify in the local workers, or as a Ray task when ``verify_on_ray``."""
+        cfg = self.config
+        try:
+            return await offload(
+                type(self).library_fn,
+                expected,
+                answer,
+                cfg.library_timeout_s,
+                on_ray=cfg.verify_on_ray,
+                local=lambda: self.library.check(expected, answer),
+                timeout_s=cfg.library_hard_timeout_s,
+                address=ray_address(self.server_client.global_config_dict),
+            )
+        except TimeoutError:
+            return LibraryVerdict(
+                False,
+                f"timeout: math-verify Ray task cancelled after {cfg.library_hard_timeout_s:g}s",
+            )
+        except OffloadError as exc:
+            raise LibraryError(str(exc)) from exc
+
     async def verify(self, body: MathVerifyRequest) -> MathVerifyResponse:
         text = final_answer_text(body.response, scope="all")
         extracted = extract_answer(text)
         verdict = LibraryVerdict(False)
         if extracted is not None:
-            verdict = await self.library.check(body.expected_answer, extracted)
+            verdict = await self._check(body.expected_answer, extracted)
         library_reward = float(verdict.equal)
         reward, evaluations = library_reward, None
         judge = self.config.judge_model_server

@@ -22,6 +22,8 @@ whose ``__all__`` is public too). The names are re-exported from the modules tha
   :class:`JSONResponseBytes`;
 * for agents: :class:`RolloutFailure`, :func:`finished_row`, :func:`failed_row` (``rollouts``);
 * for model servers: the Responses <-> Chat Completions conversion;
+* for heavy verification on a Ray cluster (``verify_on_ray``): :func:`offload`,
+  :func:`ray_address`, :class:`OffloadError` (``ray_support.offload``; Ray imported only then);
 * for an environment's own ``+key=value`` command (a data generator): :func:`cli_entry`,
   :func:`load_params`, :class:`LoadedConfig`, :func:`instance_section`.
 """
@@ -55,6 +57,7 @@ from nemo_gym.protocol.chat_conversion import (
 )
 from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.protocol.shapes import response_shape_error
+from nemo_gym.ray_support.offload import OffloadError, offload, ray_address
 from nemo_gym.resources.answer import AnswerScope, final_answer_text
 from nemo_gym.resources.schemas import (
     BaseRunRequest,
@@ -106,6 +109,7 @@ __all__ = [
     "NeMoGymChatCompletionCreateParamsNonStreaming",
     "NeMoGymResponse",
     "NeMoGymResponseCreateParamsNonStreaming",
+    "OffloadError",
     "ResourcesServerRef",
     "RetryPolicy",
     "RolloutFailure",
@@ -126,6 +130,8 @@ __all__ = [
     "finished_row",
     "instance_section",
     "load_params",
+    "offload",
+    "ray_address",
     "resolve_path",
     "response_shape_error",
     "responses_to_chat_request",

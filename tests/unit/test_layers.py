@@ -26,7 +26,17 @@ LAYERS: list[set[str]] = [
     {"server"},  # the server base, the pooled client and its transports, ServerClient
     {"head"},  # the head server (and head.client, the old home of ServerClient)
     {"rollouts"},  # rows, collection, statistics
-    {"model", "resources", "agent", "datasets", "training", "viewer", "supervisor", "testing"},
+    {
+        "model",
+        "resources",
+        "agent",
+        "datasets",
+        "training",
+        "viewer",
+        "supervisor",
+        "testing",
+        "ray_support",  # Ray clusters, verification offloaded to Ray tasks, Ray collectors
+    },
     {"integrations", "scaffold"},  # trainers' adapters; the environment template
     {  # NeMo Gym's module names, kept for environments written for it: a thin top layer
         "base_resources_server",

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from nemo_gym.cli.params import cli_entry, load_params
 from nemo_gym.config.instances import check_agent_name, instance_section
-from nemo_gym.config.loader import CLI_SOURCE
+from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig
 from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.rollouts.breaker import ServerBreaker, ServersDown, health_probe
@@ -30,6 +30,7 @@ from nemo_gym.rollouts.output import (
 )
 from nemo_gym.rollouts.resume import failures_path, plan_run
 from nemo_gym.rollouts.routing import add_seed, repeats_for, route_rows
+from nemo_gym.rollouts.sharding import check_shard, write_record
 from nemo_gym.rollouts.summary import summarise
 from nemo_gym.server.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.server.http_client import HttpClient
@@ -99,6 +100,20 @@ class CollectParams(BaseModel):
         description="While a server does not answer /health, collection pauses (failed "
         "rollouts are run again once it is back); after this many seconds it stops.",
     )
+    num_shards: int | None = Field(
+        default=None,
+        description="Split the (row, repeat) rollouts into N shards; with +shard_index=i this "
+        "collector runs shard i into <stem>.shard-<i>-of-<N>.jsonl (then ng_merge_rollouts).",
+    )
+    shard_index: int | None = Field(
+        default=None, description="The shard this collector runs (0 to num_shards - 1)."
+    )
+    ray_collectors: int | None = Field(
+        default=None,
+        ge=1,
+        description="Run N shard collectors as Ray tasks spread over the cluster of "
+        "+ray_head_node_address (shared filesystem), then merge them into the output.",
+    )
 
     #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
     renamed_parameters: ClassVar[dict[str, str]] = {"resume_from_cache": "resume"}
@@ -134,11 +149,32 @@ def check_output_path(path: Path, key: str = "+output_jsonl_fpath") -> None:
         )
 
 
+def _on_ray(params: CollectParams, loaded: LoadedConfig, output: Path) -> int:
+    """``+ray_collectors=N``: every shard collected by a Ray task, then merged."""
+    from nemo_gym.cli.merge import merge
+    from nemo_gym.ray_support import collectors
+
+    count = params.ray_collectors or 1
+    collectors.check_collectors(count, params.num_shards, params.shard_index)
+    check_output_path(output)
+    results = collectors.run_collectors(count, output, sys.argv[1:], loaded, params.resume)
+    lines, error = collectors.report(results)
+    print("\n".join(lines))
+    if error is not None:
+        raise error
+    return merge(output, None, loaded, aggregate=True)
+
+
 @cli_entry
 def main() -> int:
     params, loaded = load_params(CollectParams, "ng_collect_rollouts")
     input_path = Path(params.input_jsonl_fpath)
     output_path = Path(params.output_jsonl_fpath)
+    if params.ray_collectors is not None:
+        return _on_ray(params, loaded, output_path)
+    shard = check_shard(params.num_shards, params.shard_index)
+    if shard is not None:
+        output_path = shard.path(output_path)
     check_output_path(output_path)
     host, port = head_address(loaded)
     rows = read_rows(
@@ -149,6 +185,10 @@ def main() -> int:
     print(f"Found {len(tasks)} rows!")
     if len(tasks) > len(rows):
         print(f"Repeating rows from {len(rows)} to {len(tasks)}!")
+    total = len(tasks)
+    if shard is not None:
+        tasks = shard.select(tasks)
+        print(f"{shard}: {len(tasks)} of the {total} rollouts -> {output_path}")
     if params.responses_create_params:
         print(f"Overriding responses_create_params fields with {params.responses_create_params}")
 
@@ -174,6 +214,8 @@ def main() -> int:
     if cut:
         print(f"Note: removed an unfinished last line ({cut} bytes) from {output_path}.")
     plan = plan_run(output_path, manifest, resume=params.resume, max_attempts=params.max_attempts)
+    if shard is not None:
+        write_record(output_path, shard, plan.key, total, tasks)
     if params.resume:
         tasks = [t for t in tasks if t.key not in plan.done]
         retried = sum(1 for t in tasks if t.key in plan.retry)

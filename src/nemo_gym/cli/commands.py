@@ -6,6 +6,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "ng_collect_rollouts",
         "Run every row of a JSONL file through an agent and save the verified rollouts.",
     ),
+    (
+        "ng_merge_rollouts",
+        "Merge the shard files of a sharded collection (+num_shards) and report on the whole.",
+    ),
     ("ng_viewer", "Serve a page on 127.0.0.1:7860 to browse, filter and compare rollout files."),
     (
         "ng_init_resources_server",
