@@ -28,7 +28,7 @@ from tests.helpers import REPO, free_port
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.timeout(900),  # about 4 minutes here: model load, 2 x 6 rollouts, two updates and syncs
+    pytest.mark.timeout(900),  # about 4 minutes: model load, 2 x 6 rollouts, 2 updates and syncs
     # transformers 5 deprecates the name TRL still uses; not ours to fix
     pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning"),
 ]
