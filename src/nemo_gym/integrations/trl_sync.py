@@ -25,8 +25,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from nemo_gym.core.errors import GymError
-from nemo_gym.server.client import ServerClient
 from nemo_gym.integrations.batch import run_sync
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
 
 logger = logging.getLogger(__name__)
