@@ -1,18 +1,20 @@
-"""TRL's GRPOTrainer takes one step on CPU with rollouts collected through Gym's servers.
+"""TRL's GRPOTrainer takes two steps on CPU with rollouts collected through Gym's servers.
 
 The weather environment runs on the embedded local model (llama.cpp, SmolLM2 Q4_1) under
 ``RunHelper``; the trainer's model is the same SmolLM2 read from that GGUF into transformers
-(fp32). One of the three prompts is a row whose rollouts fail (the agent rejects its
-``max_output_tokens``), so one GRPO group is two failed rollouts: their reward must reach the
-trainer as ``None`` (NaN in its log, no advantage), not 0. Checked against Gym's rows
-independently of the code under test: the rewards TRL logged, the model tokens it counted
-(``env_mask``), and the token ids it trained on. The weather verifier gives every finished
-rollout 1.0, so a second reward (shorter is better) gives GRPO an advantage and the step a
-gradient.
+(fp32); ``GymWeightSync`` loads the trained weights into the model server after each of the two
+steps, so the second step's rollouts are on-policy. One of the three prompts is a row whose
+rollouts fail (the agent rejects its ``max_output_tokens``), so one GRPO group is two failed
+rollouts: their reward must reach the trainer as ``None`` (NaN in its log, no advantage), not 0.
+Checked against Gym's rows independently of the code under test: the rewards TRL logged, the
+model tokens it counted (``env_mask``), and the token ids it trained on. The weather verifier
+gives every finished rollout 1.0, so a second reward (shorter is better) gives GRPO an advantage
+and the step a gradient.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,12 @@ import orjson
 import pytest
 from omegaconf import DictConfig
 
+from nemo_gym.training.loop import policy_versions
 from tests.helpers import REPO, free_port
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.timeout(600),  # about 2 minutes here: model load, 6 rollouts, one update
+    pytest.mark.timeout(900),  # about 4 minutes: model load, 2 x 6 rollouts, 2 updates and syncs
     # transformers 5 deprecates the name TRL still uses; not ours to fix
     pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning"),
 ]
@@ -58,6 +61,7 @@ def test_grpo_trainer_steps_on_rollouts_collected_through_gym(
 
     from nemo_gym.cli import GlobalConfigDictParserConfig, RunHelper
     from nemo_gym.integrations.trl import gym_reward, gym_rollout_func, prompt_dataset
+    from nemo_gym.integrations.trl_sync import GymWeightSync
 
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     head_port = free_port()
@@ -98,9 +102,9 @@ def test_grpo_trainer_steps_on_rollouts_collected_through_gym(
         model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         model.load_state_dict(read.state_dict())
         del read
-        rollout = gym_rollout_func(
-AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
+        rollout = gym_rollout_func(AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
         returned: list[dict[str, list[Any]]] = []
+        rows_of_call: list[list[dict[str, Any]]] = []
 
         def brevity(
             completion_ids: list[list[int]], gym_reward: list[float | None], **_: Any
@@ -115,13 +119,14 @@ AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
         def recording_rollout(prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
             out = rollout(prompts, trainer)
             returned.append(out)
+            rows_of_call.append(rollout.last_rows)
             return out
 
         args = trl.GRPOConfig(
             output_dir=str(tmp_path / "out"),
             use_cpu=True,
             use_vllm=False,
-            max_steps=1,
+            max_steps=2,
             per_device_train_batch_size=6,  # 3 prompts x 2 generations
             num_generations=2,
             max_completion_length=48,
@@ -140,6 +145,11 @@ AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
             args=args,
             train_dataset=datasets.Dataset.from_list(prompt_dataset(rows)),
             rollout_func=recording_rollout,
+            callbacks=[
+                sync := GymWeightSync(
+                    {"host": "127.0.0.1", "port": head_port}, tmp_path / "synced", keep_files=True
+                )
+            ],
         )
         before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
         trainer.train()
@@ -147,12 +157,25 @@ AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
     finally:
         rh.shutdown()
 
-    assert trainer.state.global_step == 1 and len(returned) == 1
+    assert trainer.state.global_step == 2 and len(returned) == 2
+
+    # On-policy: after each step the trainer's weights were written and loaded into the model
+    # server, and the second step's rollouts came from the weights of the first (the version is
+    # the served file's sha256 prefix, computed here from the file itself).
+    def version_of(path: Path) -> str:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+    step_files = [tmp_path / "synced" / f"step-{n}.gguf" for n in (1, 2)]
+    assert sync.loaded == [(1, version_of(step_files[0])), (2, version_of(step_files[1]))]
+    assert policy_versions(rows_of_call[0]) == {version_of(engine.default_model_path())}
+    assert policy_versions(rows_of_call[1]) == {sync.loaded[0][1]}
+    assert len({version_of(engine.default_model_path()), *(v for _, v in sync.loaded)}) == 3
+
     logged = next(h for h in trainer.state.log_history if "loss" in h)
     assert math.isfinite(logged["loss"]) and logged["grad_norm"] > 0
     assert not torch.equal(before, model.model.layers[0].self_attn.q_proj.weight.detach())
 
-    gym_rows = rollout.last_rows
+    gym_rows = rows_of_call[0]
     assert len(gym_rows) == 6
     by_task: dict[int, list[dict[str, Any]]] = {}
     for row in gym_rows:
@@ -164,9 +187,10 @@ AGENT, {"host": "127.0.0.1", "port": head_port}, rows=rows)
     # every rollout of the weather tasks finished and was verified (this verifier gives 1.0)
     assert [r["reward"] for t in (0, 1) for r in by_task[t]] == [1.0] * 4
 
-    # The rewards TRL logged are Gym's, rollout for rollout; a failed one is NaN, not 0.
+    # The rewards TRL logged are Gym's, rollout for rollout; a failed one is NaN, not 0. (TRL
+    # keeps the latest generation batch's: the second call's.)
     trl_rewards = list(trainer._logs["rewards"]["gym_reward"])
-    gym_rewards = [r["reward"] for r in gym_rows]
+    gym_rewards = [r["reward"] for r in rows_of_call[1]]
     assert len(trl_rewards) == len(gym_rewards) == 6
     for ours, theirs in zip(gym_rewards, trl_rewards, strict=True):
         assert math.isnan(theirs) if ours is None else theirs == ours
