@@ -244,3 +244,28 @@ def test_the_local_model_swapped_in_for_the_policy_accepts_its_settings() -> Non
     config_cls = LocalModelServer.model_fields["config"].annotation
     assert isinstance(config_cls, type)
     check_setting_keys(config_cls, section[2], "policy_model.responses_api_models.local_model")
+
+
+def test_local_model_settings_given_for_the_policy_are_kept_when_it_is_swapped_in() -> None:
+    """``+policy_model.responses_api_models.local_model.n_ctx=...`` with no policy_base_url:
+    the instance becomes the local model with those settings (it crashed on two implementations)."""
+    from nemo_gym.config.loader import load_config, resolve_config
+    from nemo_gym.config.policy import default_policy_to_local_model
+
+    loaded = load_config(
+        [
+            "+config_paths=[responses_api_models/openai_model/configs/openai_model.yaml]",
+            "++policy_model.responses_api_models.openai_model.port=8123",
+            "+policy_model.responses_api_models.local_model.n_ctx=4096",
+            "+policy_model.responses_api_models.local_model.guided_tool_use=false",
+        ],
+        root=REPO,
+        skip_dotenv=True,
+    )
+    assert default_policy_to_local_model(loaded) == ["policy_model"]
+    section = instance_section(resolve_config(loaded), "policy_model")
+    assert section is not None
+    assert section[:2] == ("responses_api_models", "local_model")
+    assert section[2]["port"] == 8123
+    assert section[2]["n_ctx"] == 4096
+    assert section[2]["guided_tool_use"] is False

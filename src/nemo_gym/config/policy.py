@@ -49,11 +49,14 @@ def default_policy_to_local_model(loaded: LoadedConfig) -> list[str]:
         if not _reads_policy_base_url(entry):
             continue
         (impls,) = entry.values()
-        (settings,) = impls.values()
         local: dict[str, object] = {"entrypoint": "app.py", "guided_tool_use": True}
-        for key in ("host", "port"):
-            if settings.get(key) is not None:
-                local[key] = settings[key]
+        for impl, settings in impls.items():
+            if impl == "local_model":  # the user's own local_model settings for this instance
+                local.update(OmegaConf.to_container(settings, resolve=False) or {})  # type: ignore[arg-type]
+                continue
+            for key in ("host", "port"):
+                if settings.get(key) is not None:
+                    local.setdefault(key, settings[key])
         cfg[str(name)] = {"responses_api_models": {"local_model": local}}
         loaded.sources[str(name)] = LOCAL_MODEL_SOURCE
         swapped.append(str(name))
