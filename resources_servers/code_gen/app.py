@@ -9,10 +9,15 @@ at all makes ``/verify`` answer an HTTP error.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, PrivateAttr
 
 from nemo_gym.authoring import offload, ray_address
@@ -27,6 +32,8 @@ from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import TestResult, UnitTests, grade
 from resources_servers.code_gen.sandbox import Isolation, Sandbox
 from resources_servers.code_gen.supervisor import Limits, SandboxError
+
+LOG = logging.getLogger(__name__)
 
 
 class CodeGenConfig(BaseResourcesServerConfig):
@@ -68,31 +75,58 @@ class CodeGenVerifyResponse(CodeGenVerifyRequest, BaseVerifyResponse):
 
 class CodeGenServer(SimpleResourcesServer):
     config: CodeGenConfig
-    _sandbox: Sandbox | None = PrivateAttr(default=None)
+    _sandbox: Sandbox = PrivateAttr()
+
+    def model_post_init(self, context: Any) -> None:
+        cfg = self.config
+        limits = Limits(
+            wall_seconds=cfg.timeout_seconds,
+            cpu_seconds=cfg.cpu_seconds or math.ceil(cfg.timeout_seconds),
+            memory_mb=cfg.memory_mb,
+            max_output_bytes=cfg.max_output_bytes,
+            max_file_mb=cfg.max_file_mb,
+            max_processes=cfg.max_processes,
+            tmp_mb=cfg.tmp_mb,
+        )
+        self._sandbox = Sandbox(limits, cfg.max_concurrent_programs, cfg.sandbox_uid_base)
 
     @property
     def sandbox(self) -> Sandbox:
-        """The sandbox, made on first use (its queue belongs to the running loop)."""
-        if self._sandbox is None:
-            cfg = self.config
-            limits = Limits(
-                wall_seconds=cfg.timeout_seconds,
-                cpu_seconds=cfg.cpu_seconds or math.ceil(cfg.timeout_seconds),
-                memory_mb=cfg.memory_mb,
-                max_output_bytes=cfg.max_output_bytes,
-                max_file_mb=cfg.max_file_mb,
-                max_processes=cfg.max_processes,
-                tmp_mb=cfg.tmp_mb,
-            )
-            self._sandbox = Sandbox(limits, cfg.max_concurrent_programs, cfg.sandbox_uid_base)
         return self._sandbox
 
     async def isolation(self) -> Isolation:
-        """The isolation every program gets here (probed once)."""
+        """The isolation every program gets here (probed once: at start-up, or first use)."""
         isolation = await self.sandbox.isolation()
-        if self.config.require_network_isolation and "net" not in isolation.namespaces:
-            raise SandboxError("require_network_isolation is set but no network namespace works")
+        if self.config.require_network_isolation and not isolation.blocks_network():
+            raise SandboxError("require_network_isolation is set but no plan here blocks it")
         return isolation
+
+    def setup_webserver(self) -> FastAPI:
+        """The base app, with the plan chosen at start-up and shown by ``/health``."""
+        app = super().setup_webserver()
+        serve = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            try:
+                await self.isolation()  # logs the plan in force
+            except SandboxError as exc:  # /verify answers 500 with this reason
+                LOG.error("code_gen sandbox: programs cannot run here: %s", exc)
+            async with serve(app):
+                yield
+
+        app.router.lifespan_context = lifespan
+        base_health = next(
+            r for r in app.router.routes if isinstance(r, APIRoute) and r.path == "/health"
+        )
+        app.router.routes.remove(base_health)
+
+        @app.get("/health")
+        async def get_health() -> dict[str, Any]:
+            health: dict[str, Any] = await base_health.endpoint()
+            return {**health, "sandbox_plan": self.sandbox.plan_name}
+
+        return app
 
     async def _run_tests(self, code: str, tests: UnitTests) -> tuple[Isolation, list[TestResult]]:
         """The tests in this server's sandbox, or (``verify_on_ray``) in a Ray task that runs
