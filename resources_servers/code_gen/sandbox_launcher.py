@@ -219,7 +219,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
     """``sandbox.py`` stops the run: kill ``init``; ``main`` then kills the rest."""
     if _init_pid is None:
         os._exit(SETUP_FAILED)
-    os.kill(_init_pid, signal.SIGKILL)
+    try:
+        os.kill(_init_pid, signal.SIGKILL)
+    except ProcessLookupError:  # already ended
+        pass
 
 
 def main() -> int:

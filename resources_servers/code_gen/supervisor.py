@@ -73,14 +73,26 @@ class Supervisor:
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(self.proc.pid, signal.SIGTERM)
 
+    async def _ended_within(self, seconds: float) -> bool:
+        """Whether ``proc.wait()`` returns within ``seconds``: since Python 3.12 it returns once
+        the launcher has exited and its pipes have closed."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def _stop(self) -> None:
-        """Leave the launcher's session dead: politely first, then with SIGKILL."""
+        """Leave the launcher's session dead: politely first, then with SIGKILL; never wait
+        for ever on pipes a process that escaped holds open."""
         self.kill()
-        with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.proc.wait()), STOP_GRACE_S)
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
+        if not await self._ended_within(STOP_GRACE_S):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            if not await self._ended_within(DRAIN_TIMEOUT_S):
+                LOG.warning("code_gen sandbox: a program's pipes stayed open after it ended")
+                self.proc._transport.close()  # type: ignore[attr-defined]  # no public close
+                await self.proc.wait()
 
     async def supervise(self, stdin: bytes) -> ProgramRun:
         loop = asyncio.get_running_loop()
@@ -102,9 +114,6 @@ class Supervisor:
             _, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT_S)
             for task in pending:
                 task.cancel()
-            if pending:  # a process that escaped the session still holds a pipe open
-                LOG.warning("code_gen sandbox: a program's pipes stayed open after it ended")
-                self.proc._transport.close()  # type: ignore[attr-defined]  # no public close
             transport.close()
         return self._result(timed_out, time.monotonic() - start)
 
