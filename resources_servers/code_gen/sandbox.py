@@ -2,10 +2,11 @@
 
 ``Sandbox.run`` starts ``sandbox_launcher.py`` as an asyncio subprocess in a new session and
 sends it a spec and the program's stdin; ``supervisor.py`` reads its output with a byte cap and
-kills the whole session on the wall-clock deadline or the cap. The isolation plan is chosen
-once, on first use, by running a trivial program under each candidate plan, strongest first
-(``candidate_plans``); the first that works is used for every run and reported as
-``Isolation``. ``grading.py`` builds the programs and judges what they printed.
+stops the launcher (which kills everything its program left) on the wall-clock deadline or the
+cap. The isolation plan is chosen once (at server start-up, see ``app.py``, else on first use)
+by running a trivial program under each candidate plan, strongest first (``candidate_plans``);
+the first that works is used for every run and reported as ``Isolation``. ``grading.py`` builds
+the programs and judges what they printed.
 """
 
 from __future__ import annotations

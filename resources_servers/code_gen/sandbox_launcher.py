@@ -111,6 +111,11 @@ def _become_program(spec: dict[str, Any], workdir: str, status_fd: int) -> None:
         resource.setrlimit(getattr(resource, name), (limit, limit + (name == "RLIMIT_CPU")))
     if uid is not None and "user" not in plan["namespaces"]:  # else dropped before unsharing
         _drop_to(uid)
+    if not os.access(spec["interpreter"], os.X_OK):
+        raise PermissionError(
+            f"uid {os.getuid()} cannot run {spec['interpreter']}: a directory above it is "
+            "closed to other users (a plan with a mount namespace shows it to the sandbox)"
+        )
     if plan["no_new_privs"]:
         _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
     if plan["network_filter"]:
