@@ -9,11 +9,8 @@ at all makes ``/verify`` answer an HTTP error.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -32,8 +29,6 @@ from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import TestResult, UnitTests, grade
 from resources_servers.code_gen.sandbox import Isolation, Sandbox
 from resources_servers.code_gen.supervisor import Limits, SandboxError
-
-LOG = logging.getLogger(__name__)
 
 
 class CodeGenConfig(BaseResourcesServerConfig):
@@ -101,21 +96,14 @@ class CodeGenServer(SimpleResourcesServer):
             raise SandboxError("require_network_isolation is set but no plan here blocks it")
         return isolation
 
+    async def on_startup(self) -> None:
+        """Choose the isolation plan before serving (it is logged); without one that can run
+        programs (or blocks the network, when required) the server does not start."""
+        await self.isolation()
+
     def setup_webserver(self) -> FastAPI:
-        """The base app, with the plan chosen at start-up and shown by ``/health``."""
+        """The base app, with ``/health`` showing the plan in force as ``sandbox_plan``."""
         app = super().setup_webserver()
-        serve = app.router.lifespan_context
-
-        @asynccontextmanager
-        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            try:
-                await self.isolation()  # logs the plan in force
-            except SandboxError as exc:  # /verify answers 500 with this reason
-                LOG.error("code_gen sandbox: programs cannot run here: %s", exc)
-            async with serve(app):
-                yield
-
-        app.router.lifespan_context = lifespan
         base_health = next(
             r for r in app.router.routes if isinstance(r, APIRoute) and r.path == "/health"
         )

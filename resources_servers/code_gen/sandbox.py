@@ -139,23 +139,22 @@ class Sandbox:
 
     async def _probe(self) -> Isolation:
         probe = {"solution.py": "print(6 * 7)"}
+        failures = []
         for plan in candidate_plans(self.limits, os.geteuid() == 0):
             try:
                 run = await self._run_with_slot(plan, probe, ["solution.py"], b"")
             except SandboxError as exc:
-                LOG.warning(
-                    "code_gen sandbox: isolation plan %s does not work here: %s", plan.plan, exc
-                )
-                continue
-            if run.stdout.strip() == b"42":
-                LOG.info("code_gen sandbox: isolation plan %s (%s)", plan.plan, plan.summary())
-                return plan
-            LOG.warning(
-                "code_gen sandbox: isolation plan %s does not work here: %s",
-                plan.plan,
-                run.stderr_tail,
-            )
-        raise SandboxError("no isolation plan can run a trivial program on this machine")
+                failures.append(f"{plan.plan}: {exc}")
+            else:
+                if run.stdout.strip() == b"42":
+                    LOG.info("code_gen sandbox: isolation plan %s (%s)", plan.plan, plan.summary())
+                    return plan
+                failures.append(f"{plan.plan}: {run.stderr_tail.strip()}")
+            LOG.warning("code_gen sandbox: isolation plan %s does not work here", failures[-1])
+        raise SandboxError(
+            "no isolation plan can run a trivial program on this machine; "
+            + "; ".join(failures)
+        )
 
     async def run(self, files: dict[str, str], argv: list[str], stdin: bytes) -> ProgramRun:
         """Run ``python -I <argv>`` with ``files`` in a fresh directory; wait for a free slot."""

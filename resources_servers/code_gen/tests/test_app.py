@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from nemo_gym.resources import final_answer_text
+from nemo_gym.server.base import StartupError
 from resources_servers.code_gen import sandbox
 from resources_servers.code_gen.app import CodeGenVerifyRequest
 from resources_servers.code_gen.extraction import extract_code
@@ -230,3 +231,16 @@ async def test_the_plan_is_chosen_at_start_up_logged_and_shown_by_health(
     assert f"isolation plan {expected} (" in caplog.text
     plan = server.sandbox.plan_name
     assert plan == expected and await server.isolation() == server.sandbox._plan  # no re-probe
+
+
+async def test_a_server_whose_sandbox_cannot_run_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sandbox, "LAUNCHER", tmp_path / "missing_launcher.py")
+    app = make_server().setup_webserver()
+    with pytest.raises(StartupError) as info:
+        async with app.router.lifespan_context(app):
+            pass
+    message = str(info.value)
+    assert "'cg'" in message and "no isolation plan can run" in message
+    assert "root-namespaces:" in message or "user-namespace:" in message  # each plan's reason
