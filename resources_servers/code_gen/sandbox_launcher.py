@@ -131,6 +131,8 @@ def _retitle(title: bytes, proc: str) -> None:
     sandbox's pid 1 does not tell the program where the checkout is."""
     fields = Path(proc, "self/stat").read_text().rsplit(")", 1)[1].split()
     start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49)
+    if not 0 < start < end:  # hidden (no access): leave the command line as it is
+        return
     ctypes.memset(start, 0, end - start)
     ctypes.memmove(start, title, min(len(title), end - start - 1))
 

@@ -60,7 +60,7 @@ def host_files() -> Iterator[list[str]]:
     env_yaml = REPO / "env.yaml"
     placed = not env_yaml.exists()
     if placed:
-        env_yaml.write_text("# placed by code_gen's sandbox test\n")
+        env_yaml.write_text("{}  # placed by code_gen's sandbox test\n")
         env_yaml.chmod(0o644)
     with tempfile.NamedTemporaryFile(prefix="code_gen_host_", delete=False) as tmp:
         tmp.write(b"host tmp\n")
