@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from resources_servers.code_gen import sandbox_view as view
 from resources_servers.code_gen.sandbox_seccomp import install_network_filter
 
 SETUP_FAILED = 125
+SANDBOX_HOSTNAME = "code-gen-sandbox"
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38
 _NAMESPACES = {
     "user": os.CLONE_NEWUSER,
@@ -172,6 +174,8 @@ def _start(spec: dict[str, Any]) -> str:
     for name in namespaces:
         flags |= 0 if name == "user" else _NAMESPACES[name]
     os.unshare(flags)
+    if "uts" in namespaces:  # else the host's name shows in uname()
+        socket.sethostname(SANDBOX_HOSTNAME)
     if plan["private_root"]:
         view.build_root(plan["tmp_mb"])
         host_workdir, workdir = view.host_workdir(), view.WORKDIR

@@ -99,6 +99,7 @@ try:
     out['pids'] = sorted(int(n) for n in os.listdir('/proc') if n.isdigit())
 except OSError as e:
     out['cmdline'] = out['pids'] = type(e).__name__
+out['hostname'] = os.uname().nodename
 print(json.dumps(out))
 """
 
@@ -128,6 +129,7 @@ async def test_a_program_sees_only_its_files_the_interpreter_and_libraries(
         allowed = _children_in_view(directory) | ({"work"} if directory == "/tmp" else set())
         assert shown <= allowed, (directory, shown - allowed)
     assert "etc" not in seen["/"] and "work" in seen["/tmp"]
+    assert seen["hostname"] == "code-gen-sandbox" != os.uname().nodename
     assert seen["/new-file"] == seen["/usr/lib/new-file"] == "OSError"  # read-only (EROFS)
     host_init = (await asyncio.to_thread(Path("/proc/1/cmdline").read_bytes)).decode()
     if plan_name.endswith("no-proc"):
