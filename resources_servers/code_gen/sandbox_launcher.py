@@ -120,8 +120,8 @@ def _become_program(spec: dict[str, Any], workdir: str, status_fd: int) -> None:
         )
     if plan["no_new_privs"]:
         _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
-    if plan["network_filter"]:
-        install_network_filter()
+    if plan["network_filter"]:  # the launcher and the init may not be signalled
+        install_network_filter((spec["launcher_pid"], os.getppid()))
     os.set_inheritable(status_fd, False)  # closed by a successful exec; a failed one reports
     os.write(status_fd, b"exec\n")
     interpreter = spec["interpreter"]
@@ -246,6 +246,9 @@ def main() -> int:
         # The real interpreter, resolved before the mounts: a virtualenv's python is a link
         # that may live where the sandbox shows nothing (the checkout is not in its view).
         spec["interpreter"] = os.path.realpath(sys.executable)
+        spec["launcher_pid"] = os.getpid()
+        if "pid" not in spec["plan"]["namespaces"]:  # /proc/PID/mem of these: root's only
+            _prctl(PR_SET_DUMPABLE, 0, "dumpable")
         workdir = _start(spec)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until _init_pid is set
         child = os.fork()

@@ -250,3 +250,30 @@ def test_every_process_of_a_slot_uid_is_killed_and_only_those() -> None:
         ours.wait()
         theirs.kill()
         theirs.wait()
+
+
+@pytest.mark.parametrize("plan_name", ALL_PLANS)
+async def test_a_program_cannot_kill_the_launcher_that_cleans_up_after_it(plan_name: str) -> None:
+    marker = f"code-gen-orphan-{secrets.token_hex(8)}"
+    code = (
+        "import os, sys\n"
+        "init = os.getppid()\n"
+        "path = f'/proc/{init}/stat'\n"
+        "stat = open(path).read() if os.path.exists(path) else ') S 0'\n"
+        "launcher = int(stat.rsplit(')', 1)[1].split()[1])\n"
+        "for pid in (launcher, init, -1):\n"
+        "    if pid != 0:\n"
+        "        try:\n"
+        "            os.kill(pid, 9)\n"
+        "            print('sent', flush=True)\n"
+        "        except OSError as e:\n"
+        "            print(type(e).__name__, flush=True)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    os.execv(sys.executable, [sys.executable, '-c', {SLEEPER!r}, {marker!r}])\n"
+    )
+    run = await run_under(plan_name, code)
+    assert run.exit_code == 0, (run.signal, run.stderr_tail)  # the program ran to its end
+    if plan_name.startswith("rlimits-only"):  # no pid namespace: the seccomp filter refuses
+        assert run.stdout.split() == [b"PermissionError"] * 3
+    assert await asyncio.to_thread(gone_within, marker, 10.0)
