@@ -98,8 +98,10 @@ class CodeGenServer(SimpleResourcesServer):
 
     async def on_startup(self) -> None:
         """Choose the isolation plan before serving (it is logged); without one that can run
-        programs (or blocks the network, when required) the server does not start."""
-        await self.isolation()
+        programs (or blocks the network, when required) the server does not start. With
+        ``verify_on_ray`` the programs run in each Ray worker's sandbox, not here."""
+        if not self.config.verify_on_ray:
+            await self.isolation()
 
     def setup_webserver(self) -> FastAPI:
         """The base app, with ``/health`` showing the plan in force as ``sandbox_plan``."""

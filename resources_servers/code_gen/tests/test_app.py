@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from nemo_gym.authoring import StartupError
 from nemo_gym.resources import final_answer_text
-from nemo_gym.server.base import StartupError
 from resources_servers.code_gen import sandbox
 from resources_servers.code_gen.app import CodeGenVerifyRequest
 from resources_servers.code_gen.extraction import extract_code
