@@ -13,6 +13,8 @@ import math
 import os
 from typing import Any, Literal
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, PrivateAttr
 
 from nemo_gym.authoring import offload, ray_address
@@ -68,31 +70,53 @@ class CodeGenVerifyResponse(CodeGenVerifyRequest, BaseVerifyResponse):
 
 class CodeGenServer(SimpleResourcesServer):
     config: CodeGenConfig
-    _sandbox: Sandbox | None = PrivateAttr(default=None)
+    _sandbox: Sandbox = PrivateAttr()
+
+    def model_post_init(self, context: Any) -> None:
+        cfg = self.config
+        limits = Limits(
+            wall_seconds=cfg.timeout_seconds,
+            cpu_seconds=cfg.cpu_seconds or math.ceil(cfg.timeout_seconds),
+            memory_mb=cfg.memory_mb,
+            max_output_bytes=cfg.max_output_bytes,
+            max_file_mb=cfg.max_file_mb,
+            max_processes=cfg.max_processes,
+            tmp_mb=cfg.tmp_mb,
+        )
+        self._sandbox = Sandbox(limits, cfg.max_concurrent_programs, cfg.sandbox_uid_base)
 
     @property
     def sandbox(self) -> Sandbox:
-        """The sandbox, made on first use (its queue belongs to the running loop)."""
-        if self._sandbox is None:
-            cfg = self.config
-            limits = Limits(
-                wall_seconds=cfg.timeout_seconds,
-                cpu_seconds=cfg.cpu_seconds or math.ceil(cfg.timeout_seconds),
-                memory_mb=cfg.memory_mb,
-                max_output_bytes=cfg.max_output_bytes,
-                max_file_mb=cfg.max_file_mb,
-                max_processes=cfg.max_processes,
-                tmp_mb=cfg.tmp_mb,
-            )
-            self._sandbox = Sandbox(limits, cfg.max_concurrent_programs, cfg.sandbox_uid_base)
         return self._sandbox
 
     async def isolation(self) -> Isolation:
-        """The isolation every program gets here (probed once)."""
+        """The isolation every program gets here (probed once: at start-up, or first use)."""
         isolation = await self.sandbox.isolation()
-        if self.config.require_network_isolation and "net" not in isolation.namespaces:
-            raise SandboxError("require_network_isolation is set but no network namespace works")
+        if self.config.require_network_isolation and not isolation.blocks_network():
+            raise SandboxError("require_network_isolation is set but no plan here blocks it")
         return isolation
+
+    async def on_startup(self) -> None:
+        """Choose the isolation plan before serving (it is logged); without one that can run
+        programs (or blocks the network, when required) the server does not start. With
+        ``verify_on_ray`` the programs run in each Ray worker's sandbox, not here."""
+        if not self.config.verify_on_ray:
+            await self.isolation()
+
+    def setup_webserver(self) -> FastAPI:
+        """The base app, with ``/health`` showing the plan in force as ``sandbox_plan``."""
+        app = super().setup_webserver()
+        base_health = next(
+            r for r in app.router.routes if isinstance(r, APIRoute) and r.path == "/health"
+        )
+        app.router.routes.remove(base_health)
+
+        @app.get("/health")
+        async def get_health() -> dict[str, Any]:
+            health: dict[str, Any] = await base_health.endpoint()
+            return {**health, "sandbox_plan": self.sandbox.plan_name}
+
+        return app
 
     async def _run_tests(self, code: str, tests: UnitTests) -> tuple[Isolation, list[TestResult]]:
         """The tests in this server's sandbox, or (``verify_on_ray``) in a Ray task that runs

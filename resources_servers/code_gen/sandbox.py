@@ -2,10 +2,11 @@
 
 ``Sandbox.run`` starts ``sandbox_launcher.py`` as an asyncio subprocess in a new session and
 sends it a spec and the program's stdin; ``supervisor.py`` reads its output with a byte cap and
-kills the whole session on the wall-clock deadline or the cap. The isolation plan is chosen
-once, on first use, by running a trivial program under each candidate plan, strongest first
-(``candidate_plans``); the first that works is used for every run and reported as
-``Isolation``. ``grading.py`` builds the programs and judges what they printed.
+stops the launcher (which kills everything its program left) on the wall-clock deadline or the
+cap. The isolation plan is chosen once (at server start-up, see ``app.py``, else on first use)
+by running a trivial program under each candidate plan, strongest first (``candidate_plans``);
+the first that works is used for every run and reported as ``Isolation``. ``grading.py`` builds
+the programs and judges what they printed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from resources_servers.code_gen.supervisor import Limits, ProgramRun, SandboxError, Supervisor
+from resources_servers.code_gen.supervisor import (
+    Limits,
+    ProgramRun,
+    SandboxError,
+    Supervisor,
+    kill_processes_of,
+)
 
 LOG = logging.getLogger(__name__)
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
@@ -35,19 +42,44 @@ class Isolation(BaseModel):
 
     plan: str
     namespaces: list[str]
+    #: The program sees only its directory, the interpreter's prefix and the library dirs.
+    private_root: bool
+    #: ``/proc`` shows only the sandbox's processes (else, with a private root, there is none).
+    fresh_proc: bool
     unprivileged_uid: bool
     read_only_root: bool
     private_tmp_mb: int | None
     no_new_privs: bool
+    #: seccomp: ``socket()`` only for ``AF_UNIX`` (plans without a network namespace).
+    network_filter: bool
     rlimits: dict[str, int]
     nproc_relative: bool
     new_session_killed_on_exit: bool = True
+    leftover_processes_killed: bool = True
     empty_environment: bool = True
     python_isolated_mode: bool = True
 
+    def blocks_network(self) -> bool:
+        return "net" in self.namespaces or self.network_filter
 
-def candidate_plans(limits: Limits) -> list[Isolation]:
-    """Isolation plans, strongest first: as root, then unprivileged, then rlimits only."""
+    def summary(self) -> str:
+        """One line for the start-up log."""
+        parts = [f"namespaces: {','.join(self.namespaces) or 'none'}"]
+        parts.append("own files + interpreter + libraries only" if self.private_root else
+                     "host filesystem readable")  # fmt: skip
+        parts.append("fresh /proc" if self.fresh_proc else
+                     "no /proc" if self.private_root else "host /proc")  # fmt: skip
+        parts.append("uid per slot" if self.unprivileged_uid else "caller's uid")
+        if self.network_filter:
+            parts.append("seccomp: no sockets but AF_UNIX")
+        elif "net" not in self.namespaces:
+            parts.append("NETWORK REACHABLE")
+        return "; ".join(parts)
+
+
+def candidate_plans(limits: Limits, as_root: bool) -> list[Isolation]:
+    """Isolation plans, strongest first (see the README). As root every plan runs the program
+    as a per-slot unprivileged uid; otherwise as the caller."""
     mb = 1 << 20
     rlimits = {
         "RLIMIT_CPU": limits.cpu_seconds,
@@ -57,30 +89,28 @@ def candidate_plans(limits: Limits) -> list[Isolation]:
         "RLIMIT_NOFILE": 256,
         "RLIMIT_CORE": 0,
     }
-    common: dict[str, Any] = {"no_new_privs": True, "rlimits": rlimits}
-    unprivileged = {**common, "unprivileged_uid": False, "read_only_root": False}
-    return [
-        Isolation(
-            plan="root-namespaces",
-            namespaces=["net", "pid", "mount", "ipc", "uts"],
-            unprivileged_uid=True,
-            read_only_root=True,
-            private_tmp_mb=limits.tmp_mb,
-            nproc_relative=False,
-            **common,
-        ),
-        Isolation(
-            plan="user-namespace",
-            namespaces=["user", "net"],
-            private_tmp_mb=None,
-            nproc_relative=True,
-            **unprivileged,
-        ),
-        Isolation(
-            plan="rlimits-only", namespaces=[], private_tmp_mb=None, nproc_relative=True,
-            **unprivileged,
-        ),
-    ]  # fmt: skip
+    common: dict[str, Any] = {
+        "no_new_privs": True, "rlimits": rlimits, "unprivileged_uid": as_root,
+    }
+    private: dict[str, Any] = {
+        **common, "private_root": True, "read_only_root": True, "private_tmp_mb": limits.tmp_mb,
+        "network_filter": False, "nproc_relative": False,
+    }
+    user = ["user", "net", "pid", "mount", "ipc", "uts"]
+    host_view: dict[str, Any] = {
+        **common, "namespaces": [], "private_root": False, "fresh_proc": False,
+        "read_only_root": False, "private_tmp_mb": None, "nproc_relative": not as_root,
+    }
+    plans = [
+        Isolation(plan="user-namespace", namespaces=user, fresh_proc=True, **private),
+        Isolation(plan="user-namespace-no-proc", namespaces=user, fresh_proc=False, **private),
+        Isolation(plan="rlimits-only", network_filter=True, **host_view),
+        Isolation(plan="rlimits-only-unfiltered", network_filter=False, **host_view),
+    ]
+    if as_root:
+        root = Isolation(plan="root-namespaces", namespaces=user[1:], fresh_proc=True, **private)
+        plans.insert(0, root)
+    return plans  # fmt: skip
 
 
 class Sandbox:
@@ -95,6 +125,11 @@ class Sandbox:
         self._plan: Isolation | None = None
         self._plan_lock = asyncio.Lock()
 
+    @property
+    def plan_name(self) -> str | None:
+        """The plan in force, once chosen."""
+        return None if self._plan is None else self._plan.plan
+
     async def isolation(self) -> Isolation:
         """The plan in use; the first call picks it by probing each candidate."""
         async with self._plan_lock:
@@ -104,25 +139,22 @@ class Sandbox:
 
     async def _probe(self) -> Isolation:
         probe = {"solution.py": "print(6 * 7)"}
-        for plan in candidate_plans(self.limits):
-            if plan.unprivileged_uid and os.geteuid() != 0:
-                continue
+        failures = []
+        for plan in candidate_plans(self.limits, os.geteuid() == 0):
             try:
                 run = await self._run_with_slot(plan, probe, ["solution.py"], b"")
             except SandboxError as exc:
-                LOG.warning(
-                    "code_gen sandbox: isolation plan %s does not work here: %s", plan.plan, exc
-                )
-                continue
-            if run.stdout.strip() == b"42":
-                LOG.info("code_gen sandbox: isolation plan %s", plan.plan)
-                return plan
-            LOG.warning(
-                "code_gen sandbox: isolation plan %s does not work here: %s",
-                plan.plan,
-                run.stderr_tail,
-            )
-        raise SandboxError("no isolation plan can run a trivial program on this machine")
+                failures.append(f"{plan.plan}: {exc}")
+            else:
+                if run.stdout.strip() == b"42":
+                    LOG.info("code_gen sandbox: isolation plan %s (%s)", plan.plan, plan.summary())
+                    return plan
+                failures.append(f"{plan.plan}: {run.stderr_tail.strip()}")
+            LOG.warning("code_gen sandbox: isolation plan %s does not work here", failures[-1])
+        raise SandboxError(
+            "no isolation plan can run a trivial program on this machine; "
+            + "; ".join(failures)
+        )
 
     async def run(self, files: dict[str, str], argv: list[str], stdin: bytes) -> ProgramRun:
         """Run ``python -I <argv>`` with ``files`` in a fresh directory; wait for a free slot."""
@@ -143,7 +175,7 @@ class Sandbox:
     ) -> ProgramRun:
         # Without a mount namespace the working directory is on disk; we make and remove it
         # here, since a timed-out launcher is killed before it could clean up.
-        workdir = None if "mount" in plan.namespaces else tempfile.mkdtemp(prefix="code_gen_")
+        workdir = None if plan.private_root else tempfile.mkdtemp(prefix="code_gen_")
         try:
             async with self._slot() as slot:
                 uid = self.uid_base + slot if plan.unprivileged_uid else None
@@ -155,7 +187,11 @@ class Sandbox:
                     "argv": argv,
                 }
                 payload = json.dumps(spec).encode()
-                return await self._launch(str(len(payload)).encode() + b"\n" + payload + stdin)
+                try:
+                    return await self._launch(str(len(payload)).encode() + b"\n" + payload + stdin)
+                finally:
+                    if uid is not None:  # even if the launcher was killed before it could
+                        await asyncio.to_thread(kill_processes_of, uid)
         finally:
             if workdir is not None:
                 await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)

@@ -22,6 +22,8 @@ LOG = logging.getLogger(__name__)
 SETUP_TIMEOUT_S = 30.0
 #: After the program ends, how long to wait for its pipes to close.
 DRAIN_TIMEOUT_S = 2.0
+#: How long the launcher may take to kill what its program left (then its session is killed).
+STOP_GRACE_S = 5.0
 STDERR_TAIL_BYTES = 2000
 
 
@@ -66,8 +68,31 @@ class Supervisor:
         self.output_limited = False
 
     def kill(self) -> None:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """Ask the launcher to kill its program and whatever that left (it is a subreaper)."""
+        if self.proc.returncode is None:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+
+    async def _ended_within(self, seconds: float) -> bool:
+        """Whether ``proc.wait()`` returns within ``seconds``: since Python 3.12 it returns once
+        the launcher has exited and its pipes have closed."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _stop(self) -> None:
+        """Leave the launcher's session dead: politely first, then with SIGKILL; never wait
+        for ever on pipes a process that escaped holds open."""
+        self.kill()
+        if not await self._ended_within(STOP_GRACE_S):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            if not await self._ended_within(DRAIN_TIMEOUT_S):
+                LOG.warning("code_gen sandbox: a program's pipes stayed open after it ended")
+                self.proc._transport.close()  # type: ignore[attr-defined]  # no public close
+                await self.proc.wait()
 
     async def supervise(self, stdin: bytes) -> ProgramRun:
         loop = asyncio.get_running_loop()
@@ -85,14 +110,10 @@ class Supervisor:
         try:
             timed_out, start = await self._wait()
         finally:
-            self.kill()
-            await self.proc.wait()
+            await self._stop()
             _, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT_S)
             for task in pending:
                 task.cancel()
-            if pending:  # a process that escaped the session still holds a pipe open
-                LOG.warning("code_gen sandbox: a program's pipes stayed open after it ended")
-                self.proc._transport.close()  # type: ignore[attr-defined]  # no public close
             transport.close()
         return self._result(timed_out, time.monotonic() - start)
 
@@ -167,3 +188,32 @@ class Supervisor:
         if not self.output_limited:
             self.output_limited = True
             self.kill()
+
+
+def kill_processes_of(uid: int, timeout_s: float = STOP_GRACE_S) -> None:
+    """SIGKILL every process owned by ``uid`` (a sandbox slot's), until none is left.
+
+    Blocking (run it in a thread). A pidfd pins each process while its owner is checked, so a
+    pid reused meanwhile is never signalled."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                pidfd = os.pidfd_open(int(entry.name))
+            except OSError:
+                continue
+            try:
+                if os.stat(entry.path).st_uid == uid:
+                    found = True
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+        if not found:
+            return
+        time.sleep(0.01)  # the killed processes are being torn down
+    LOG.warning("code_gen sandbox: processes of uid %d survived %.0f s of SIGKILL", uid, timeout_s)

@@ -110,7 +110,7 @@ async def test_code_gen_tests_run_on_ray_with_the_same_results(
         async with code_gen_client(server) as c:
             results[name] = [await code_gen_verify(c, fenced(code)) for code in (SUM_CODE, wrong)]
         if name == "ray":
-            assert server._sandbox is None  # the server's own sandbox never ran a program
+            assert server.sandbox.plan_name is None  # its own sandbox never ran a program
     for remote, here in zip(results["ray"], results["local"], strict=True):
         for key in ("reward", "tests_passed", "tests_total", "failure_reason"):
             assert remote[key] == here[key], key

@@ -1,13 +1,18 @@
-"""The in-process client and the row builders shared by this environment's tests."""
+"""The in-process client, row builders and sandbox helpers shared by this environment's tests."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from nemo_gym.head.client import ServerClient
 from resources_servers.code_gen.app import CodeGenConfig, CodeGenServer
+from resources_servers.code_gen.sandbox import Isolation, Sandbox, candidate_plans
 from tests.helpers import asgi_client, model_response
 from tests.helpers import assistant_message as message
 
@@ -49,3 +54,42 @@ async def verify(c: httpx.AsyncClient, text: str, unit_tests: dict[str, Any] | N
     resp = await c.post("/verify", json=row(text, unit_tests))
     assert resp.status_code == 200, resp.text
     return resp.json()
+
+
+#: Every plan but the strongest; "-as-caller" is rlimits-only as a non-root server runs it.
+FALLBACKS = ["user-namespace", "user-namespace-no-proc", "rlimits-only", "rlimits-only-as-caller"]
+#: What a forked process runs: the program sees no /bin, only the interpreter.
+SLEEPER = "import time; time.sleep(1000)"
+
+
+def plan_named(sandbox: Sandbox, name: str) -> Isolation:
+    """A candidate plan by name (``rlimits-only-as-caller``: without the per-slot uid)."""
+    base = name.removesuffix("-as-caller")
+    plans = {p.plan: p for p in candidate_plans(sandbox.limits, os.geteuid() == 0)}
+    if base not in plans:
+        pytest.skip(f"plan {name} needs root (this test runs as uid {os.geteuid()})")
+    if name.endswith("-as-caller"):
+        return plans[base].model_copy(update={"unprivileged_uid": False, "nproc_relative": True})
+    return plans[base]
+
+
+def processes_with_arg(arg: str) -> list[int]:
+    """Pids of the processes that have ``arg`` on their command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if arg.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def gone_within(arg: str, seconds: float) -> bool:
+    """Whether no process has ``arg`` on its command line, polled until a deadline."""
+    deadline = time.monotonic() + seconds
+    while processes_with_arg(arg):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

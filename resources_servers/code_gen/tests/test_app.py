@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from nemo_gym.authoring import StartupError
 from nemo_gym.resources import final_answer_text
 from resources_servers.code_gen import sandbox
 from resources_servers.code_gen.app import CodeGenVerifyRequest
 from resources_servers.code_gen.extraction import extract_code
 from resources_servers.code_gen.grading import normalise
+from resources_servers.code_gen.sandbox import candidate_plans
 from resources_servers.code_gen.tests.client import (
     SUM_CODE,
     SUM_TESTS,
     client,
     fenced,
-    message,
+    make_server,
     row,
     verify,
 )
+from tests.helpers import assistant_message as message
 from tests.helpers import model_response
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example.jsonl"
@@ -206,3 +212,35 @@ async def test_a_sandbox_that_cannot_run_is_an_http_error_not_a_zero(
         resp = await c.post("/verify", json=row(fenced(SUM_CODE)))
     assert resp.status_code == 500 and "reward" not in resp.text
     assert "no isolation plan" in resp.text
+
+
+async def test_the_plan_is_chosen_at_start_up_logged_and_shown_by_health(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = make_server()
+    app = server.setup_webserver()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        assert (await c.get("/health")).json()["sandbox_plan"] is None  # not started yet
+        with caplog.at_level(logging.INFO, logger="resources_servers.code_gen.sandbox"):
+            async with app.router.lifespan_context(app):
+                health = (await c.get("/health")).json()
+    names = [p.plan for p in candidate_plans(server.sandbox.limits, os.geteuid() == 0)]
+    expected = "root-namespaces" if os.geteuid() == 0 else health["sandbox_plan"]
+    assert health["sandbox_plan"] == expected in names and health["status"] == "ok"
+    assert health["name"] == "cg" and "uptime_seconds" in health
+    assert f"isolation plan {expected} (" in caplog.text
+    plan = server.sandbox.plan_name
+    assert plan == expected and await server.isolation() == server.sandbox._plan  # no re-probe
+
+
+async def test_a_server_whose_sandbox_cannot_run_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sandbox, "LAUNCHER", tmp_path / "missing_launcher.py")
+    app = make_server().setup_webserver()
+    with pytest.raises(StartupError) as info:
+        async with app.router.lifespan_context(app):
+            pass
+    message = str(info.value)
+    assert "'cg'" in message and "no isolation plan can run" in message
+    assert "root-namespaces:" in message or "user-namespace:" in message  # each plan's reason

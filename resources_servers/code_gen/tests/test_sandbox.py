@@ -8,7 +8,6 @@ import os
 import secrets
 import socket
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,21 @@ from typing import Any
 import httpx
 import pytest
 
-from resources_servers.code_gen.sandbox import candidate_plans
 from resources_servers.code_gen.supervisor import SandboxError
-from resources_servers.code_gen.tests.client import SUM_CODE, client, fenced, make_server, verify
+from resources_servers.code_gen.tests.client import (
+    FALLBACKS,
+    SLEEPER,
+    SUM_CODE,
+    client,
+    fenced,
+    gone_within,
+    make_server,
+    plan_named,
+    verify,
+)
 
 ONE_TEST = {"inputs": ["1 2\n"], "outputs": ["3\n"]}
+
 
 
 @pytest.fixture
@@ -49,29 +58,8 @@ async def test_a_sleeping_program_is_stopped_by_the_wall_clock(c: httpx.AsyncCli
     assert result["reason"] == "timeout" and result["signal"] is None
 
 
-def _gone_within(arg: str, seconds: float) -> bool:
-    """Whether no process has ``arg`` on its command line, polled until a deadline."""
-    deadline = time.monotonic() + seconds
-    while _processes_with_arg(arg):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _processes_with_arg(arg: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if arg.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 async def test_a_fork_bomb_is_bounded_and_leaves_nothing_behind(c: httpx.AsyncClient) -> None:
-    marker = f"1000.{secrets.randbelow(10**9)}"  # a unique argument for /bin/sleep
+    marker = f"fork-bomb-{secrets.token_hex(8)}"  # a unique argument of every forked process
     bomb = (
         "import os, sys\n"
         "forked = 0\n"
@@ -81,7 +69,7 @@ async def test_a_fork_bomb_is_bounded_and_leaves_nothing_behind(c: httpx.AsyncCl
         "    except OSError:\n"
         "        break\n"
         "    if pid == 0:\n"
-        f"        os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+        f"        os.execv(sys.executable, [sys.executable, '-c', {SLEEPER!r}, '{marker}'])\n"
         "    forked += 1\n"
         "print('forked', forked, file=sys.stderr, flush=True)\n"
         "while True:\n"
@@ -91,7 +79,7 @@ async def test_a_fork_bomb_is_bounded_and_leaves_nothing_behind(c: httpx.AsyncCl
     assert result["reason"] == "timeout"
     forked = int(result["stderr_tail"].split()[-1])
     assert 0 < forked < 16  # RLIMIT_NPROC stopped it, and the sandbox allows some processes
-    assert await asyncio.to_thread(_gone_within, marker, 10.0)
+    assert await asyncio.to_thread(gone_within, marker, 10.0)
 
 
 async def test_writing_a_huge_file_fails_at_the_file_size_limit(c: httpx.AsyncClient) -> None:
@@ -180,11 +168,10 @@ def _workdirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("code_gen_*")}
 
 
-@pytest.mark.parametrize("plan_name", ["user-namespace", "rlimits-only"])
+@pytest.mark.parametrize("plan_name", FALLBACKS)
 async def test_the_fallback_plans_run_and_bound_programs(plan_name: str) -> None:
-    server = make_server()
-    sandbox = server.sandbox
-    plan = next(p for p in candidate_plans(sandbox.limits) if p.plan == plan_name)
+    sandbox = make_server().sandbox
+    plan = plan_named(sandbox, plan_name)
     before = _workdirs()
     try:
         run = await sandbox._run_with_slot(plan, {"solution.py": SUM_CODE}, ["solution.py"], b"2 3")
@@ -193,4 +180,4 @@ async def test_the_fallback_plans_run_and_bound_programs(plan_name: str) -> None
     loop = await sandbox._run_with_slot(plan, {"s.py": "while True:\n    pass\n"}, ["s.py"], b"")
     assert run.stdout == b"5\n" and run.exit_code == 0
     assert loop.timed_out or loop.signal is not None
-    assert _workdirs() == before  # removed even after the launcher was killed on timeout
+    assert _workdirs() == before  # removed even after the launcher was stopped on timeout
