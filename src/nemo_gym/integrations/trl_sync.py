@@ -17,17 +17,17 @@ rollout function), ``nemo_gym.training.loop`` (Gym's own loop, which reloads the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from nemo_gym.core.errors import GymError
 from nemo_gym.integrations.batch import run_sync
 from nemo_gym.server.client import ServerClient
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
+from nemo_gym.training import extra
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ class WeightSyncError(GymError):
     """The model server did not take the new weights."""
 
 
-class GymWeightSync(TrainerCallback):
-    """A ``transformers`` callback that loads the trained weights into Gym's model server.
+class WeightSync:
+    """Loads the trained weights into Gym's model server; :func:`GymWeightSync` makes it a
+    ``transformers`` callback.
 
     Args:
         head_server_config: where Gym's head server is (``host`` and ``port``).
@@ -114,3 +115,18 @@ class GymWeightSync(TrainerCallback):
                 f"{resp.body[:500].decode(errors='replace')}"
             )
         return str(resp.json_sync()["policy"]["version"])
+
+
+@functools.cache
+def _callback_class() -> type[WeightSync]:
+    base = extra.transformers().TrainerCallback  # the [train] extra, imported on first use
+    return type("GymWeightSync", (WeightSync, base), {"__doc__": WeightSync.__doc__})
+
+
+def GymWeightSync(
+    head_server_config: Mapping[str, Any], output_dir: str | Path, **kwargs: Any
+) -> WeightSync:
+    """A ``transformers.TrainerCallback`` that keeps ``local_model`` on-policy (see
+    :class:`WeightSync` for the arguments). transformers is imported here, not with the module.
+    """
+    return _callback_class()(head_server_config, output_dir, **kwargs)
