@@ -76,9 +76,12 @@ def main() -> int:
     def on_ready(elapsed: float) -> None:
         stdout_writer(format_table(launched.children, elapsed))
 
-    code = asyncio.run(
-        launched.supervisor.run(on_ready, started), loop_factory=uvloop.new_event_loop
-    )
+    try:
+        code = asyncio.run(
+            launched.supervisor.run(on_ready, started), loop_factory=uvloop.new_event_loop
+        )
+    finally:
+        launched.close()  # the Ray cluster, if ng_run started one
     refused = config_error(loaded, launched.supervisor)
     if refused is not None:  # a server refused its settings
         raise refused

@@ -34,7 +34,12 @@ def main() -> int:
         mark = "✓" if row.get("status") == "healthy" else "✗"
         uptime = row.get("uptime_seconds")
         uptime_text = f"{uptime:.0f}s" if isinstance(uptime, (int, float)) else "-"
-        print(f"[{i}] {mark} {row['name']} ({row['server_type']}/{row['implementation']})")
+        replica = f" replica {row['replica']}" if row.get("replica") is not None else ""
+        print(
+            f"[{i}] {mark} {row['name']}{replica} ({row['server_type']}/{row['implementation']})"
+        )
+        if row.get("node_id"):
+            print(f"      node: {row['node_ip']} (Ray node {row['node_id'][:12]})")
         print(
             f"      url: {row['url']}  pid: {row.get('pid')}  status: {row.get('status')}  "
             f"uptime: {uptime_text}"

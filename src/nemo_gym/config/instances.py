@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nemo_gym.config.loader import LoadedConfig
+from nemo_gym.config.placement import RayActorOptions
 from nemo_gym.config.settings import RESERVED_KEYS, check_global_settings
 from nemo_gym.core.errors import ConfigError
 from nemo_gym.datasets.schema import DatasetConfig as DatasetConfig  # re-exported
@@ -69,6 +70,10 @@ class InstanceSettings(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     domain: Domain | None = None
     datasets: list[DatasetConfig] | None = None
+    num_replicas: int | None = Field(
+        default=None, ge=1, description="Replicas on the Ray cluster (ray_head_node_address)."
+    )
+    ray_actor_options: RayActorOptions | None = None
 
 
 @dataclass

@@ -52,7 +52,9 @@ COMMON_INSTANCE_KEYS = frozenset(
     }
 )
 #: Per-instance settings Gym reads outside the implementation's config class.
-GYM_INSTANCE_KEYS = frozenset({"request_timeout_s", "isolated_venv"})
+GYM_INSTANCE_KEYS = frozenset(
+    {"request_timeout_s", "isolated_venv", "num_replicas", "ray_actor_options"}
+)
 #: The prefix of the line a server process writes to stderr for a config error.
 CONFIG_ERROR_MARKER = "NEMO_GYM_CONFIG_ERROR "
 

@@ -4,7 +4,11 @@ Routes: ``GET /server_instances`` (every server ``ng_run`` started: name, type, 
 host, port, url, pid, status from its ``/health``, uptime), ``GET /global_config_dict_yaml``
 (the merged config with every secret redacted), ``GET /health``. It never holds a secret: ``ng_run``
 gives it the redacted config only. It probes the servers with the pooled client
-(``nemo_gym.server.http_client``), like every Gym process.
+(``nemo_gym.server.http_client``), like every Gym process. Replicas of an instance placed on a Ray
+cluster register with ``POST /replicas`` (again after a restart: the newest registration of a
+replica wins); ``GET /replicas?instance=...`` lists them for ``server.replicas``, and
+``/server_instances`` shows one row per replica, with its node, instead of the instance's
+placement process.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from nemo_gym.core.errors import UpstreamError
 from nemo_gym.server.base import create_app
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
 from nemo_gym.server.launch import LaunchContext, configure_process_logging, serve
+from nemo_gym.server.replicas import ReplicaInfo
 
 
 class ServerInstanceInfo(BaseModel):
@@ -40,6 +45,9 @@ class ServerInstanceInfo(BaseModel):
     start_time: float
     status: str | None = None
     uptime_seconds: float | None = None
+    replica: int | None = None
+    node_id: str | None = None
+    node_ip: str | None = None
 
 
 def _alive(pid: int | None) -> bool:
@@ -67,10 +75,11 @@ def create_head_app(
     rows = [ServerInstanceInfo(**row) for row in instances]
     http = http or HttpClient(timeout_s=2.0)
     app = create_app("head_server", role="head_server", on_shutdown=http.close, sessions=False)
+    replicas: dict[tuple[str, int], ReplicaInfo] = {}
 
     async def probe(row: ServerInstanceInfo) -> ServerInstanceInfo:
         status = "exited"
-        if _alive(row.pid):
+        if row.replica is not None or _alive(row.pid):  # a replica's pid may be on another node
             try:
                 resp = await http.request("GET", f"{row.url}/health", retry=NO_RETRY)
                 status = "healthy" if resp.status == 200 else f"unhealthy (HTTP {resp.status})"
@@ -79,9 +88,43 @@ def create_head_app(
         uptime = round(time.time() - row.start_time, 1) if status != "exited" else None
         return row.model_copy(update={"status": status, "uptime_seconds": uptime})
 
+    def replica_row(static: ServerInstanceInfo, rep: ReplicaInfo) -> ServerInstanceInfo:
+        return static.model_copy(
+            update={
+                "process_name": f"{rep.instance}[{rep.replica}]",
+                "host": rep.host,
+                "port": rep.port,
+                "url": rep.url,
+                "pid": rep.pid,
+                "start_time": rep.start_time,
+                "replica": rep.replica,
+                "node_id": rep.node_id,
+                "node_ip": rep.node_ip,
+            }
+        )
+
+    def current_rows() -> list[ServerInstanceInfo]:
+        out: list[ServerInstanceInfo] = []
+        for row in rows:
+            reps = sorted(
+                (r for r in replicas.values() if r.instance == row.name), key=lambda r: r.replica
+            )
+            out += [replica_row(row, r) for r in reps] if reps else [row]
+        return out
+
     @app.get("/server_instances")
     async def server_instances() -> list[ServerInstanceInfo]:
-        return list(await asyncio.gather(*(probe(row) for row in rows)))
+        return list(await asyncio.gather(*(probe(row) for row in current_rows())))
+
+    @app.post("/replicas")
+    async def register_replica(info: ReplicaInfo) -> dict[str, bool]:
+        replicas[(info.instance, info.replica)] = info
+        return {"registered": True}
+
+    @app.get("/replicas")
+    async def list_replicas(instance: str | None = None) -> list[ReplicaInfo]:
+        found = [r for r in replicas.values() if instance is None or r.instance == instance]
+        return sorted(found, key=lambda r: (r.instance, r.replica))
 
     @app.get("/global_config_dict_yaml", response_class=PlainTextResponse)
     async def global_config_dict_yaml() -> str:

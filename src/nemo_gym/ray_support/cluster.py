@@ -8,7 +8,10 @@ Nothing here imports Ray: the processes that join get the address in ``RAY_ADDRE
 (:meth:`RayCluster.env`), so a plain ``ray.init()`` or the first ``.remote()`` call in a server
 joins the same cluster. A cluster on 127.0.0.1 is local: every process that joins it also gets
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, without which Ray replaces 127.0.0.1 by the machine's
-network address and cannot reach it.
+network address and cannot reach it. A cluster started here uses Ray's token authentication
+with a token made for it (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN``, in the same environment),
+so neither a token left in ``~/.ray`` by another program nor anyone else on the machine can
+interfere with it.
 
 Neighbours: ``supervisor.startup`` calls :func:`ensure_cluster` for ``ng_run``; the replica
 driver (``driver.py``) and sharded collection call :func:`connect` to become Ray drivers.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,7 @@ class RayCluster:
     started: bool = False
     process: subprocess.Popen[bytes] | None = None
     temp_dir: Path | None = None
+    auth_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def local(self) -> bool:
@@ -74,7 +79,8 @@ class RayCluster:
 
     def env(self) -> dict[str, str]:
         """Environment variables that make ``ray.init()`` in a process join this cluster."""
-        return {"RAY_ADDRESS": self.address, **(LOCAL_CLUSTER_ENV if self.local else {})}
+        local = LOCAL_CLUSTER_ENV if self.local else {}
+        return {"RAY_ADDRESS": self.address, **local, **self.auth_env}
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Stop the cluster if this process started it (every process of it); else nothing."""
@@ -175,17 +181,18 @@ def start_local_cluster(
     if resources:
         cmd.append(f"--resources={json.dumps(resources)}")
     log_path = temp_dir / "ray_start.log"
+    auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **LOCAL_CLUSTER_ENV},
+            env={**os.environ, **LOCAL_CLUSTER_ENV, **auth_env},
             start_new_session=True,
             preexec_fn=_die_with_parent,  # the cluster stops if ng_run is killed
         )
-    cluster = RayCluster(f"127.0.0.1:{port}", started=True, process=proc, temp_dir=temp_dir)
+    cluster = RayCluster(f"127.0.0.1:{port}", True, proc, temp_dir, auth_env)
     deadline = time.monotonic() + timeout_s
     while _STARTED_MARKER not in (text := log_path.read_text(errors="replace")):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -231,7 +238,7 @@ def shutdown(cluster: RayCluster | None) -> None:
 
 def connect(cluster: RayCluster, **init_kwargs: Any) -> None:
     """Make this process a driver of ``cluster`` (imports Ray; call only when Ray is used)."""
-    os.environ.update(LOCAL_CLUSTER_ENV if cluster.local else {})  # read when Ray is imported
+    os.environ.update(cluster.env())  # read when Ray is imported
     import ray
 
     if cluster.local:

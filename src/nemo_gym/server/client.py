@@ -29,6 +29,7 @@ from nemo_gym.config.settings import head_address
 from nemo_gym.core.errors import ConfigError, GymError, UpstreamError
 from nemo_gym.server.http_client import NO_RETRY, HttpClient, HttpResponse, RetryPolicy
 from nemo_gym.server.launch import current_launch_context
+from nemo_gym.server.replicas import ReplicaSet
 
 #: Calls between Gym servers retry only connections that were never made: a 5xx from a tool is
 #: an answer, and a call that may have reached a tool must not run twice.
@@ -118,6 +119,7 @@ class ServerClient:
         self.global_config_dict = global_config
         self.http = http or HttpClient()
         self._urls: dict[str, str] = {}
+        self.replicas = ReplicaSet(global_config, self.http)  # instances run as Ray replicas
 
     @classmethod
     def load_from_global_config(
@@ -167,15 +169,16 @@ class ServerClient:
         """Call ``url_path`` on the instance ``server_name``; see :meth:`HttpClient.request`."""
         if isinstance(json, BaseModel):
             json = json.model_dump(mode="json", exclude_unset=True)
-        return await self.http.request(
-            method,
-            self.base_url(server_name) + url_path,
-            json=json,
-            cookies=dict(cookies) if cookies else None,
-            headers=dict(headers) if headers else None,
-            timeout_s=timeout_s,
-            retry=retry,
-        )
+        async with self.replicas.lease(server_name, headers, cookies) as replica:
+            return await self.http.request(
+                method,
+                (replica or self.base_url(server_name)) + url_path,
+                json=json,
+                cookies=dict(cookies) if cookies else None,
+                headers=dict(headers) if headers else None,
+                timeout_s=timeout_s,
+                retry=retry,
+            )
 
     async def post(
         self, server_name: str, url_path: str, json: Any = None, **kwargs: Any

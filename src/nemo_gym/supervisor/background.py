@@ -82,6 +82,7 @@ class RunHelper:
         ready.wait()
         if not self._thread.is_alive() or self._exit_code is not None:
             self._thread.join()
+            launched.close()
             refused = config_error(loaded, launched.supervisor)
             if refused is not None:
                 raise refused
@@ -107,6 +108,7 @@ class RunHelper:
             return
         self._launched.supervisor.request_stop()
         self._thread.join()
+        self._launched.close()
         atexit.unregister(self.shutdown)
 
     def display_server_instance_info(self) -> None:

@@ -127,11 +127,12 @@ def fork_child(
     workdir: Path | None,
     sys_path: list[str],
     withheld: set[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ChildProcess:
     """Fork a process that sets ``context`` and calls ``target`` (never returns in the child).
 
     ``withheld``: secret values the child must not hold; environment variables set to one are
-    removed in the child.
+    removed in the child. ``env``: variables set in the child (the Ray cluster's address).
     """
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
@@ -146,6 +147,7 @@ def fork_child(
             sys.path[:0] = sys_path
             for key in [k for k, v in os.environ.items() if withheld and v in withheld]:
                 del os.environ[key]
+            os.environ.update(env or {})
             set_launch_context(context)
             target()
         except SystemExit as exc:
@@ -187,17 +189,22 @@ def spawn_child(
     env_path: list[str],
     withheld: set[str] | None = None,
     python: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    module: str | None = None,
 ) -> ChildProcess:
     """Start ``python <entrypoint>`` with the launch context in environment variables.
 
     ``withheld``: secret values the child must not hold; environment variables set to one are
     not passed on. ``python``: the interpreter (a server's own environment, ``venvs.py``).
+    ``extra_env``: variables added (the Ray cluster's address). ``module``: run
+    ``python -m module`` in the entrypoint's folder instead (a replicated instance's placement).
     """
     log_r, log_w = os.pipe()
     host, port = sock.getsockname()[:2]
     env = {k: v for k, v in os.environ.items() if not (withheld and v in withheld)}
     env.update(
         {
+            **(extra_env or {}),
             "NEMO_GYM_CONFIG_DICT": yaml.safe_dump(config),
             "NEMO_GYM_CONFIG_PATH": name,
             "NEMO_GYM_LISTEN_FD": str(sock.fileno()),
@@ -209,7 +216,9 @@ def spawn_child(
         }
     )
     proc = subprocess.Popen(
-        [python or sys.executable, str(entrypoint)],
+        [python or sys.executable, "-m", module]
+        if module
+        else [python or sys.executable, str(entrypoint)],
         cwd=entrypoint.parent,
         env=env,
         stdout=log_w,

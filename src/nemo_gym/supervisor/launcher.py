@@ -28,6 +28,8 @@ from nemo_gym.supervisor.display import instance_rows
 from nemo_gym.supervisor.ports import bind_listener
 from nemo_gym.supervisor.venvs import gym_source
 
+#: What ng_run runs for an instance placed on a Ray cluster (its replicas' driver).
+PLACEMENT_MODULE = "nemo_gym.ray_support.driver"
 #: Imported once in ng_run before forking, so that forked servers start without importing them.
 PRELOAD_MODULES = (
     "uvicorn",
@@ -58,11 +60,16 @@ def start_servers(
     graceful_shutdown_s: float,
     redact: Callable[[Any], Any],
     interpreters: Mapping[str, Path] | None = None,
+    env: dict[str, str] | None = None,
+    placed: frozenset[str] = frozenset(),
 ) -> list[ChildProcess]:
     """Bind every port, then start every server and the head server.
 
     ``interpreters``: servers that run in their own environment (``venvs.py``), always
-    started as ``python app.py`` with that environment's interpreter.
+    started as ``python app.py`` with that environment's interpreter. ``env``: variables every
+    server gets (the Ray cluster's address). ``placed``: instances that run as Ray replicas; for
+    each, ``ng_run`` starts its placement process (``ray_support.driver``) on the instance's
+    socket instead of the server itself.
 
     Raises:
         ConfigError: a port is taken (naming which server and which key to change).
@@ -101,7 +108,7 @@ def start_servers(
             config, withheld = config_for_instance(resolved, inst.name)
             python = (interpreters or {}).get(inst.name)
             own = [str(gym_source())] if python is not None else []  # Gym, not the venv's
-            if mode == "fork" and python is None:
+            if mode == "fork" and python is None and inst.name not in placed:
                 context = LaunchContext(config, inst.name, sock, graceful_shutdown_s)
                 child = fork_child(
                     **common,
@@ -110,6 +117,7 @@ def start_servers(
                     workdir=inst.dir_path,
                     sys_path=[str(inst.dir_path), *sys_path],
                     withheld=withheld,
+                    env=env,
                 )
             # A server that dies is started again on the same listening socket (which ng_run
             # keeps open, so callers queue instead of being refused), as `python app.py`: a
@@ -123,8 +131,10 @@ def start_servers(
                 env_path=[str(root), str(inst.dir_path), *own],
                 withheld=withheld,
                 python=str(python) if python is not None else None,
+                extra_env=env,
+                module=PLACEMENT_MODULE if inst.name in placed else None,
             )
-            if mode != "fork" or python is not None:
+            if mode != "fork" or python is not None or inst.name in placed:
                 child = respawn()
             child.config_path = inst.source
             child.respawn = respawn

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nemo_gym.config.instances import parse_server_instances
 from nemo_gym.config.loader import LoadedConfig, resolve_config
+from nemo_gym.config.placement import ADDRESS_KEY, PLACEMENT_KEYS, placed_instances
 from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
 from nemo_gym.config.secrets import redact, redact_text, secret_values
 from nemo_gym.core.errors import ConfigError
@@ -26,6 +28,9 @@ from nemo_gym.supervisor.requirements import ensure_requirements
 from nemo_gym.supervisor.supervisor import Supervisor, SupervisorOptions
 from nemo_gym.supervisor.venvs import ensure_venv, wants_venv
 
+if TYPE_CHECKING:
+    from nemo_gym.ray_support.cluster import RayCluster
+
 
 @dataclass
 class Launched:
@@ -34,6 +39,39 @@ class Launched:
     supervisor: Supervisor
     children: list[ChildProcess]
     resolved: dict[str, object]
+    cluster: RayCluster | None = None
+
+    def close(self) -> None:
+        """Stop the Ray cluster if this run started it (after the servers have stopped)."""
+        if self.cluster is not None:
+            self.cluster.shutdown()
+            self.cluster = None
+
+
+def _ray_cluster(resolved: dict[str, object], loaded: LoadedConfig) -> RayCluster | None:
+    """Start or join the cluster ``ray_head_node_address`` names; None when it is not set."""
+    address = resolved.get(ADDRESS_KEY)
+    if not address:
+        for name, value in resolved.items():
+            section = value if isinstance(value, dict) else {}
+            for impls in section.values():
+                for impl, settings in (impls.items() if isinstance(impls, dict) else ()):
+                    key = next((k for k in PLACEMENT_KEYS if k in (settings or {})), None)
+                    if key is not None and isinstance(settings, dict):
+                        raise loaded.error(
+                            f"runs on a Ray cluster: set {ADDRESS_KEY} (`auto` starts a local "
+                            "one, or the address of a running cluster)",
+                            f"{name}.{next(iter(section))}.{impl}.{key}",
+                        )
+        return None
+    from nemo_gym.ray_support.cluster import ensure_cluster
+
+    try:
+        cluster = ensure_cluster(str(address))
+    except ConfigError as exc:
+        raise loaded.error(exc.detail, ADDRESS_KEY) from None
+    resolved[ADDRESS_KEY] = cluster.address  # what the servers join (NeMo Gym does the same)
+    return cluster
 
 
 def launch(
@@ -65,6 +103,9 @@ def launch(
             {i.name: i.dir_path for i in instances if i.name not in isolated}, write
         )
     interpreters = {name: ensure_venv(name, folder, write) for name, folder in isolated.items()}
+    cluster = _ray_cluster(resolved, loaded)
+    if cluster is not None:
+        write(f"Ray cluster: {cluster.address} ({'started' if cluster.started else 'joined'})\n")
     try:
         children = start_servers(
             resolved,
@@ -74,16 +115,24 @@ def launch(
             options.graceful_shutdown_s,
             redact,
             interpreters,
+            env=cluster.env() if cluster is not None else None,
+            placed=frozenset(placed_instances(resolved)),
         )
     except ConfigError as exc:  # e.g. a port in use: name where that port was set
+        if cluster is not None:
+            cluster.shutdown()
         if exc.key is None or exc.source is not None:
             raise
         raise loaded.error(exc.detail, exc.key) from None
+    except BaseException:
+        if cluster is not None:
+            cluster.shutdown()
+        raise
     secrets = secret_values(resolved)
     supervisor = Supervisor(
         children, options, write, redact=lambda line: redact_text(line, secrets)
     )
-    return Launched(supervisor, children, resolved)
+    return Launched(supervisor, children, resolved, cluster)
 
 
 def config_error(loaded: LoadedConfig, supervisor: Supervisor) -> ConfigError | None:
