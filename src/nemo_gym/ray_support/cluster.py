@@ -71,6 +71,7 @@ class RayCluster:
     process: subprocess.Popen[bytes] | None = None
     temp_dir: Path | None = None
     auth_env: dict[str, str] = field(default_factory=dict)
+    nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def local(self) -> bool:
@@ -88,6 +89,9 @@ class RayCluster:
         if proc is None:
             return
         self.process = None
+        for node in self.nodes:
+            stop_local_node(node)
+        self.nodes.clear()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # `ray start --block` stops its node on SIGTERM
             try:
@@ -150,9 +154,57 @@ def _ray_executable() -> str:
     return on_path
 
 
+def _start_node(
+    args: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    num_cpus: float | None,
+    resources: dict[str, float] | None,
+    timeout_s: float,
+) -> subprocess.Popen[bytes]:
+    """Run ``ray start ... --block`` in its own session; return once the node is up."""
+    import json
+
+    cmd = [
+        _ray_executable(),
+        "start",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        "--disable-usage-stats",
+        f"--dashboard-agent-listen-port={_free_port()}",  # not 52365: several nodes, one host
+        *args,
+    ]
+    if num_cpus is not None:
+        cmd.append(f"--num-cpus={num_cpus:g}")
+    if resources:
+        cmd.append(f"--resources={json.dumps(resources)}")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **LOCAL_CLUSTER_ENV, **env},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # the node stops if its starter is killed
+        )
+    deadline = time.monotonic() + timeout_s
+    while _STARTED_MARKER not in (text := log_path.read_text(errors="replace")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            kill_session(proc.pid)
+            tail = "\n    ".join(text.strip().splitlines()[-15:])
+            why = "exited" if proc.returncode is not None else f"did not start in {timeout_s:.0f}s"
+            raise GymError(f"a local Ray node {why}; `ray start` printed:\n    {tail}")
+        time.sleep(0.1)
+    return proc
+
+
 def start_local_cluster(
     *,
-    num_cpus: int | None = None,
+    num_cpus: float | None = None,
     resources: dict[str, float] | None = None,
     timeout_s: float = 120.0,
 ) -> RayCluster:
@@ -161,48 +213,50 @@ def start_local_cluster(
     Raises:
         GymError: Ray did not start within ``timeout_s`` (with the tail of its output).
     """
-    import json
-
     temp_dir = Path(tempfile.mkdtemp(prefix="ng-ray-", dir="/tmp"))  # short: socket path limit
     port = _free_port()
-    cmd = [
-        _ray_executable(),
-        "start",
-        "--head",
-        "--block",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
-    ]
-    if num_cpus is not None:
-        cmd.append(f"--num-cpus={num_cpus}")
-    if resources:
-        cmd.append(f"--resources={json.dumps(resources)}")
-    log_path = temp_dir / "ray_start.log"
     auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **LOCAL_CLUSTER_ENV, **auth_env},
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # the cluster stops if ng_run is killed
+    args = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
+    try:
+        proc = _start_node(
+            args, temp_dir / "ray_start.log", auth_env, num_cpus, resources, timeout_s
         )
-    cluster = RayCluster(f"127.0.0.1:{port}", True, proc, temp_dir, auth_env)
-    deadline = time.monotonic() + timeout_s
-    while _STARTED_MARKER not in (text := log_path.read_text(errors="replace")):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            cluster.temp_dir = None  # keep the log for the message
-            cluster.shutdown()
-            tail = "\n    ".join(text.strip().splitlines()[-15:])
-            why = "exited" if proc.returncode is not None else f"did not start in {timeout_s:.0f}s"
-            raise GymError(f"the local Ray cluster {why}; `ray start` printed:\n    {tail}")
-        time.sleep(0.1)
-    return cluster
+    except GymError:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    return RayCluster(f"127.0.0.1:{port}", True, proc, temp_dir, auth_env)
+
+
+def add_local_node(
+    cluster: RayCluster,
+    *,
+    num_cpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    timeout_s: float = 120.0,
+) -> subprocess.Popen[bytes]:
+    """Start one more node of a local ``cluster`` on this machine (tests, benchmarks).
+
+    The node is stopped with :func:`stop_local_node`, or with the cluster.
+    """
+    assert cluster.temp_dir is not None, "only a cluster started here takes local nodes"
+    log_path = Path(tempfile.mkstemp(prefix="node-", suffix=".log", dir=cluster.temp_dir)[1])
+    args = [f"--address={cluster.address}"]
+    proc = _start_node(args, log_path, cluster.auth_env, num_cpus, resources, timeout_s)
+    cluster.nodes.append(proc)
+    return proc
+
+
+def stop_local_node(node: subprocess.Popen[bytes], *, graceful: bool = True) -> None:
+    """Stop a node started by :func:`add_local_node` (``graceful=False``: as if it crashed)."""
+    if graceful and node.poll() is None:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_session(node.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        node.wait(10)
 
 
 def ensure_cluster(address: str, **local_options: Any) -> RayCluster:

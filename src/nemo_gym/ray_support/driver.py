@@ -6,7 +6,11 @@ instance name, the listening socket ``ng_run`` bound for the instance) and ``RAY
 joins the cluster as a driver, creates ``num_replicas`` :class:`~.actors.ReplicaServer` actors
 with the instance's ``ray_actor_options``, and answers ``GET /health`` on the instance's socket
 (200 once every replica is up; 503 before), which is what ``ng_run`` waits for. The actors
-belong to this driver: when it exits, Ray ends them and their servers. If a replica is gone for
+belong to this driver: when it exits, Ray ends them and their servers. Every other request to
+the instance's own address is passed on to a replica (chosen as ``server.replicas`` chooses,
+rollout affinity included), so a caller that knows only the configured address, such as
+``ng_collect_rollouts`` calling an agent's ``/run`` or ``curl``, reaches the replicas too; Gym's
+servers call the replicas directly. If a replica is gone for
 good (Ray used up its restarts), this process exits 1 and ``ng_run``'s restart policy applies.
 On SIGTERM it stops every replica's server gracefully, then itself.
 """
@@ -28,10 +32,33 @@ from nemo_gym.config.placement import placement_of
 from nemo_gym.ray_support.actors import ReplicaServer, ReplicaSpec, entrypoint_of
 from nemo_gym.ray_support.cluster import RayCluster, connect
 from nemo_gym.server.client import head_url
+from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.launch import configure_process_logging, launch_context
+from nemo_gym.server.replicas import ReplicaSet
 
 logger = logging.getLogger(__name__)
 WATCH_S = 2.0
+#: Hop-by-hop and length headers the proxy does not copy.
+_SKIP_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding"}
+)
+
+
+def _proxy(name: str, replicas: ReplicaSet, http: HttpClient) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_HEADERS}
+        async with replicas.lease(name, headers, dict(request.cookies)) as url:
+            assert url is not None
+            resp = await http.request(
+                request.method, url + request.path_qs, data=await request.read(), headers=headers
+            )
+        out = web.Response(status=resp.status, body=resp.body)
+        for key, value in resp.headers.items():
+            if key.lower() not in _SKIP_HEADERS:
+                out.headers.add(key, value)
+        return out
+
+    return handler
 
 
 def _actor_env() -> dict[str, str]:
@@ -47,8 +74,11 @@ async def _serve(actors: list[Any], ready: asyncio.Event, stop: asyncio.Event) -
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"replicas": len(actors)}, status=200 if ready.is_set() else 503)
 
-    app = web.Application()
+    app = web.Application(client_max_size=1 << 30)
     app.router.add_get("/health", health)
+    http = HttpClient(timeout_s=3600.0)
+    replicas = ReplicaSet(context.config, http)
+    app.router.add_route("*", "/{tail:.*}", _proxy(context.instance_name, replicas, http))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert context.sock is not None
@@ -79,6 +109,7 @@ async def _serve(actors: list[Any], ready: asyncio.Event, stop: asyncio.Event) -
         return 1
     finally:
         await runner.cleanup()
+        await http.close()
 
 
 async def _run() -> int:
