@@ -1,6 +1,6 @@
 """Server replicas on a real two-node Ray cluster on this machine.
 
-Two raylets on 127.0.0.1 (``ray start``, through ``nemo_gym.ray_support.cluster``): the head
+Two raylets on 127.0.0.1 (Ray's ``cluster_utils.Cluster``, run by ``two_nodes.py``): the head
 node offers ``model_node``, the second ``cpu_node``. ``ng_run`` joins the cluster and places the
 model server on the model node and two replicas each of the agent and of a counting resources
 server (``counting_env``, which records which session called which route) on the CPU node. A
@@ -15,8 +15,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
+import subprocess
+import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +42,73 @@ AGENT = "counting_agent"
 DATA = REPO / "resources_servers/example_single_tool_call/data/example.jsonl"
 
 
-def _sid(pid: int) -> int:
+def _ppid(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[3])
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+class TwoNodes:
+    """The cluster process of ``two_nodes.py`` (see there), in a session of its own."""
+
+    def __init__(self) -> None:
+        self.env = {
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.ray.two_nodes"],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.address = self.wait("ADDRESS ").split()[1]
+        self.env["RAY_ADDRESS"] = self.address
+        self.raylets = {"head": int(self.wait("NODE head").split()[2])}
+        self.raylets["cpu"] = int(self.wait("NODE cpu").split()[2])
+        self.wait("READY")
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait(self, prefix: str, after: int = 0, timeout: float = 120) -> str:
+        def found() -> str | None:
+            hits = [x for x in self.lines[after:] if x.startswith(prefix)]
+            assert hits or self.popen.poll() is None, "\n".join(self.lines[-30:])
+            return hits[-1] if hits else None
+
+        return str(wait_for(found, timeout, f"{prefix!r} from the cluster", interval=0.1))
+
+    def send(self, command: str) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(command + "\n")
+        self.popen.stdin.flush()
+
+    def shutdown(self) -> list[int]:
+        """Stop the cluster; the pids of its session still running after it exited."""
+        from nemo_gym.ray_support.cluster import kill_session, session_members
+
+        if self.popen.poll() is None:
+            self.send("quit")
+            try:
+                self.popen.wait(60)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        left = [p for p in session_members(self.popen.pid) if p != self.popen.pid]
+        kill_session(self.popen.pid)
+        for pipe in (self.popen.stdin, self.popen.stdout):
+            if pipe is not None:
+                pipe.close()
+        return left
 
 
 def _get(url: str) -> Any:
@@ -85,22 +153,17 @@ def _config(address: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    from nemo_gym.ray_support.cluster import add_local_node, session_members, start_local_cluster
-
-    head = start_local_cluster(num_cpus=1, resources={"model_node": 1})
-    sessions = [head.process.pid] if head.process else []
+def cluster() -> Iterator[TwoNodes]:
+    nodes = TwoNodes()
     try:
-        node = add_local_node(head, num_cpus=2, resources={"cpu_node": 4})
-        sessions.append(node.pid)
-        yield head
+        yield nodes
     finally:
-        head.shutdown()
-    assert [session_members(sid) for sid in sessions] == [[] for _ in sessions]
+        left = nodes.shutdown()
+    assert left == []  # every Ray process of the cluster is gone
 
 
 @pytest.fixture(scope="module")
-def run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int]]:
+def run(cluster: TwoNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int]]:
     """ng_run joined to the cluster, on a project root holding counting_env."""
     root = tmp_path_factory.mktemp("root")
     (root / "resources_servers").mkdir()
@@ -121,7 +184,7 @@ def run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
                 "+policy_model_name=fake-model",
                 "+graceful_shutdown_s=5",
             ],
-            env={"NEMO_GYM_ROOT": str(root), **cluster.env()},
+            env={"NEMO_GYM_ROOT": str(root), **cluster.env},
             cwd=root,
         )
         try:
@@ -148,20 +211,22 @@ def _collect(port: int, out: Path, data: Path, repeats: int, *extra: str) -> Pro
     )
 
 
-def test_replicas_land_where_their_resources_say(run: tuple[Proc, int], cluster: Any) -> None:
+def test_replicas_land_where_their_resources_say(
+    run: tuple[Proc, int], cluster: TwoNodes
+) -> None:
     proc, port = run
     table = _replicas(port)
-    assert sorted(table) == [
+    assert set(table) == {
         (AGENT, 0), (AGENT, 1), ("counting", 0), ("counting", 1), ("policy_model", 0)
-    ]  # fmt: skip
-    head_sid, cpu_sid = cluster.process.pid, cluster.nodes[0].pid
-    # a replica's actor is a worker of the node that runs it: of that node's session
-    assert {k: _sid(r["actor_pid"]) for k, r in table.items()} == {
-        (AGENT, 0): cpu_sid,
-        (AGENT, 1): cpu_sid,
-        ("counting", 0): cpu_sid,
-        ("counting", 1): cpu_sid,
-        ("policy_model", 0): head_sid,
+    }  # fmt: skip
+    head, cpu = cluster.raylets["head"], cluster.raylets["cpu"]
+    # a replica's actor is a worker process of the raylet of the node it runs on
+    assert {k: _ppid(r["actor_pid"]) for k, r in table.items()} == {
+        (AGENT, 0): cpu,
+        (AGENT, 1): cpu,
+        ("counting", 0): cpu,
+        ("counting", 1): cpu,
+        ("policy_model", 0): head,
     }
     assert table[("counting", 0)]["node_id"] != table[("policy_model", 0)]["node_id"]
     for row in table.values():

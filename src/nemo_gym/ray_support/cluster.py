@@ -71,7 +71,6 @@ class RayCluster:
     process: subprocess.Popen[bytes] | None = None
     temp_dir: Path | None = None
     auth_env: dict[str, str] = field(default_factory=dict)
-    nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def local(self) -> bool:
@@ -89,9 +88,6 @@ class RayCluster:
         if proc is None:
             return
         self.process = None
-        for node in self.nodes:
-            stop_local_node(node)
-        self.nodes.clear()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # `ray start --block` stops its node on SIGTERM
             try:
@@ -171,7 +167,7 @@ def _start_node(
         "--block",
         "--node-ip-address=127.0.0.1",
         "--disable-usage-stats",
-        f"--dashboard-agent-listen-port={_free_port()}",  # not 52365: several nodes, one host
+        f"--dashboard-agent-listen-port={_free_port()}",  # not 52365: other clusters may run
         *args,
     ]
     if num_cpus is not None:
@@ -225,38 +221,6 @@ def start_local_cluster(
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
     return RayCluster(f"127.0.0.1:{port}", True, proc, temp_dir, auth_env)
-
-
-def add_local_node(
-    cluster: RayCluster,
-    *,
-    num_cpus: float | None = None,
-    resources: dict[str, float] | None = None,
-    timeout_s: float = 120.0,
-) -> subprocess.Popen[bytes]:
-    """Start one more node of a local ``cluster`` on this machine (tests, benchmarks).
-
-    The node is stopped with :func:`stop_local_node`, or with the cluster.
-    """
-    assert cluster.temp_dir is not None, "only a cluster started here takes local nodes"
-    log_path = Path(tempfile.mkstemp(prefix="node-", suffix=".log", dir=cluster.temp_dir)[1])
-    args = [f"--address={cluster.address}"]
-    proc = _start_node(args, log_path, cluster.auth_env, num_cpus, resources, timeout_s)
-    cluster.nodes.append(proc)
-    return proc
-
-
-def stop_local_node(node: subprocess.Popen[bytes], *, graceful: bool = True) -> None:
-    """Stop a node started by :func:`add_local_node` (``graceful=False``: as if it crashed)."""
-    if graceful and node.poll() is None:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    kill_session(node.pid)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        node.wait(10)
 
 
 def ensure_cluster(address: str, **local_options: Any) -> RayCluster:
