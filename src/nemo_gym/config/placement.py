@@ -14,6 +14,7 @@ This module imports nothing of Ray. Neighbours: ``config.instances`` validates t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,3 +68,26 @@ def is_placed(config: Mapping[str, Any], name: str) -> bool:
 def placed_instances(config: Mapping[str, Any]) -> list[str]:
     """Names of the instances that run as Ray replicas."""
     return [str(name) for name in config if is_placed(config, str(name))]
+
+
+def local_cluster_size(config: Mapping[str, Any], cpu_count: int) -> dict[str, Any]:
+    """What a one-node ``auto`` cluster offers so that every placed replica fits on it.
+
+    At least ``cpu_count`` logical CPUs (more when the replicas ask for more: servers mostly
+    wait on the network), and every custom resource the replicas ask for, as much as they
+    ask for in all. Returns ``{num_cpus, resources}`` for ``start_local_cluster``.
+    """
+    from nemo_gym.config.instances import instance_section
+
+    cpus = 0.0
+    resources: dict[str, float] = {}
+    for name in placed_instances(config):
+        section = instance_section(config, name)
+        placement = placement_of(section[2]) if section else None
+        if placement is None:
+            continue
+        options = placement.ray_actor_options
+        cpus += options.num_cpus * placement.num_replicas
+        for key, amount in options.resources.items():
+            resources[key] = resources.get(key, 0.0) + amount * placement.num_replicas
+    return {"num_cpus": max(cpu_count, math.ceil(cpus)), "resources": resources}

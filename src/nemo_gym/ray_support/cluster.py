@@ -227,7 +227,7 @@ def ensure_cluster(address: str, **local_options: Any) -> RayCluster:
     """Join the cluster at ``address``, or start a local one for ``auto``.
 
     Joining only checks that something listens at the address (Ray is not imported here).
-    ``local_options`` go to :func:`start_local_cluster`.
+    ``local_options`` go to :func:`start_local_cluster` (and are not used when joining).
 
     Raises:
         ConfigError: ``address`` is malformed or nothing listens there.

@@ -38,6 +38,7 @@ from nemo_gym.server.replicas import ReplicaSet
 
 logger = logging.getLogger(__name__)
 WATCH_S = 2.0
+PENDING_NOTE_S = 15.0
 #: Hop-by-hop and length headers the proxy does not copy.
 _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding"}
@@ -66,7 +67,9 @@ def _actor_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-async def _serve(actors: list[Any], ready: asyncio.Event, stop: asyncio.Event) -> int:
+async def _serve(
+    actors: list[Any], needs: dict[str, Any], ready: asyncio.Event, stop: asyncio.Event
+) -> int:
     import ray
 
     context = launch_context()
@@ -84,7 +87,14 @@ async def _serve(actors: list[Any], ready: asyncio.Event, stop: asyncio.Event) -
     assert context.sock is not None
     await web.SockSite(runner, context.sock).start()
     try:
-        infos = await asyncio.gather(*(a.describe.remote() for a in actors))
+        described = asyncio.ensure_future(asyncio.gather(*(a.describe.remote() for a in actors)))
+        while not (await asyncio.wait({described}, timeout=PENDING_NOTE_S))[0]:
+            logger.warning(
+                "%s: still waiting for the cluster to start its %d replicas (each needs %s); "
+                "`ray status` shows what the cluster offers",
+                context.instance_name, len(actors), needs,
+            )  # fmt: skip
+        infos = described.result()
         for info in infos:
             logger.info(
                 "replica %d of %s: %s on node %s", info["replica"], info["instance"],
@@ -150,7 +160,8 @@ async def _run() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    code = await _serve(actors, asyncio.Event(), stop)
+    needs = options.model_dump(exclude={"max_restarts"})
+    code = await _serve(actors, needs, asyncio.Event(), stop)
     stops = [a.stop.remote() for a in actors]
     try:
         await asyncio.wait_for(

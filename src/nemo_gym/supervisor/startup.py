@@ -12,13 +12,19 @@ hands back a :class:`~nemo_gym.supervisor.supervisor.Supervisor` that has not ru
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nemo_gym.config.instances import parse_server_instances
 from nemo_gym.config.loader import LoadedConfig, resolve_config
-from nemo_gym.config.placement import ADDRESS_KEY, PLACEMENT_KEYS, placed_instances
+from nemo_gym.config.placement import (
+    ADDRESS_KEY,
+    PLACEMENT_KEYS,
+    local_cluster_size,
+    placed_instances,
+)
 from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
 from nemo_gym.config.secrets import redact, redact_text, secret_values
 from nemo_gym.core.errors import ConfigError
@@ -66,8 +72,9 @@ def _ray_cluster(resolved: dict[str, object], loaded: LoadedConfig) -> RayCluste
         return None
     from nemo_gym.ray_support.cluster import ensure_cluster
 
+    size = local_cluster_size(resolved, os.cpu_count() or 1)
     try:
-        cluster = ensure_cluster(str(address))
+        cluster = ensure_cluster(str(address), **size)
     except ConfigError as exc:
         raise loaded.error(exc.detail, ADDRESS_KEY) from None
     resolved[ADDRESS_KEY] = cluster.address  # what the servers join (NeMo Gym does the same)
