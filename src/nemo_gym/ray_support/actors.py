@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from nemo_gym.ray_support.cluster import import_ray
 from nemo_gym.server.replicas import ReplicaInfo
 
 _PR_SET_PDEATHSIG = 1
@@ -71,11 +72,11 @@ class ReplicaServer:
     """The Ray actor of one replica (see the module docstring)."""
 
     def __init__(self, spec: ReplicaSpec) -> None:
-        import ray
+        ray = import_ray()
 
         self.spec = spec
         self._stopping = False
-        host = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+        host = str(ray.util.get_node_ip_address())
         node_id = ray.get_runtime_context().get_node_id()
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

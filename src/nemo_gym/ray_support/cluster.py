@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from nemo_gym.core.errors import ConfigError, GymError
@@ -254,10 +255,25 @@ def shutdown(cluster: RayCluster | None) -> None:
         cluster.shutdown()
 
 
+def import_ray() -> ModuleType:
+    """Import Ray (the ``ray`` extra) only where it is used.
+
+    Raises:
+        GymError: Ray is not installed, naming the extra.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise GymError(
+            f"this needs Ray, which is not installed: pip install 'nemo-gym[ray]' ({exc})"
+        ) from None
+    return ray
+
+
 def connect(cluster: RayCluster, **init_kwargs: Any) -> None:
     """Make this process a driver of ``cluster`` (imports Ray; call only when Ray is used)."""
     os.environ.update(cluster.env())  # read when Ray is imported
-    import ray
+    ray = import_ray()
 
     if cluster.local:
         init_kwargs.setdefault("_node_ip_address", "127.0.0.1")

@@ -30,7 +30,7 @@ from aiohttp import web
 from nemo_gym.config.instances import instance_section
 from nemo_gym.config.placement import placement_of
 from nemo_gym.ray_support.actors import ReplicaServer, ReplicaSpec, entrypoint_of
-from nemo_gym.ray_support.cluster import RayCluster, connect
+from nemo_gym.ray_support.cluster import RayCluster, connect, import_ray
 from nemo_gym.server.client import head_url
 from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.launch import configure_process_logging, launch_context
@@ -70,7 +70,7 @@ def _actor_env() -> dict[str, str]:
 async def _serve(
     actors: list[Any], needs: dict[str, Any], ready: asyncio.Event, stop: asyncio.Event
 ) -> int:
-    import ray
+    ray = import_ray()
 
     context = launch_context()
 
@@ -123,7 +123,7 @@ async def _serve(
 
 
 async def _run() -> int:
-    import ray
+    ray = import_ray()
 
     context = launch_context()
     name = context.instance_name
