@@ -303,3 +303,51 @@ def test_a_killed_replica_is_restarted_and_resume_loses_no_row(
     ]
     assert all(r["_ng_status"] == "completed" for r in final)
     assert sum(r["_ng_attempt_index"] == 1 for r in final) == len(failed)
+
+
+def test_a_killed_node_loses_no_row_after_resume(
+    run: tuple[Proc, int], cluster: TwoNodes, tmp_path: Path
+) -> None:
+    """The CPU node dies mid-run (both agent and both resources replicas with it); its rollouts
+    fail fast instead of hanging, Ray starts the replicas again on a new CPU node, and resume
+    completes every row."""
+    _, port = run
+    old = _replicas(port)
+    row = json.loads(DATA.read_text().splitlines()[0])
+    row["responses_create_params"]["input"][-1]["content"] = "FAKE_SLEEP_0.2 Oslo?"
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "out.jsonl"
+    collect = _collect(port, out, data, 20)
+    wait_for(
+        lambda: out.exists() and len(out.read_text().splitlines()) >= 4, 60, "first rollouts"
+    )
+    mark = len(cluster.lines)
+    cluster.send("kill_cpu")
+    cluster.wait("KILLED", after=mark)
+    assert collect.wait(180) in (0, 3), collect.text
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(written) == 20  # every rollout is a row: none hung, none lost
+    failed = [r for r in written if r["_ng_status"] == "failed"]
+    assert failed  # the node died while rollouts were in flight
+    mark = len(cluster.lines)
+    cluster.send("add_cpu")
+    raylet = int(cluster.wait("NODE cpu", after=mark).split()[2])
+    on_cpu = [(AGENT, 0), (AGENT, 1), ("counting", 0), ("counting", 1)]
+
+    def restarted() -> bool:
+        table = _replicas(port)
+        return all(
+            table[k]["actor_pid"] != old[k]["actor_pid"] and _ppid(table[k]["actor_pid"]) == raylet
+            for k in on_cpu
+        )
+
+    wait_for(restarted, 150, "the replicas to start again on the new CPU node", interval=0.5)
+    resumed = Proc([*collect.popen.args, "+resume=true"])  # type: ignore[misc]
+    assert resumed.wait(120) == 0, resumed.text
+    final = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["_ng_task_index"], r["_ng_rollout_index"]) for r in final) == [
+        (0, i) for i in range(20)
+    ]
+    assert all(r["_ng_status"] == "completed" for r in final)
+    assert sum(r["_ng_attempt_index"] == 1 for r in final) == len(failed)
