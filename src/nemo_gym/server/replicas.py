@@ -86,10 +86,14 @@ class ReplicaSet:
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._served: collections.Counter[str] = collections.Counter()
         self._pinned: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
+        self._placed: dict[str, bool] = {}  # the config does not change: asked once per name
 
     def placed(self, name: str) -> bool:
         """Whether ``name`` runs as replicas (else callers use its configured address)."""
-        return is_placed(self._config, name)
+        found = self._placed.get(name)
+        if found is None:
+            found = self._placed[name] = is_placed(self._config, name)
+        return found
 
     async def urls(self, name: str, *, refresh: bool = False) -> list[str]:
         """The registered replica URLs of ``name``, in replica order."""
