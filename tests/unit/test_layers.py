@@ -25,7 +25,6 @@ LAYERS: list[set[str]] = [
     {"protocol", "config"},  # wire models; loading and checking a config
     {"server"},  # the server base, the pooled client and its transports, ServerClient
     {"head"},  # the head server (and head.client, the old home of ServerClient)
-    {"ray_support"},  # the Ray cluster and server replicas as Ray actors (ng_run uses it)
     {"rollouts"},  # rows, collection, statistics
     {
         "model",
