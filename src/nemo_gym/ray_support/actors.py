@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from nemo_gym.ray_support.cluster import import_ray
+from nemo_gym.ray_support.offload import import_ray
 from nemo_gym.server.replicas import ReplicaInfo
 
 _PR_SET_PDEATHSIG = 1

@@ -32,10 +32,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from nemo_gym.core.errors import ConfigError, GymError
+from nemo_gym.ray_support.offload import import_ray
 
 #: The config key (NeMo Gym's name) and the value that starts a local cluster.
 ADDRESS_KEY = "ray_head_node_address"
@@ -253,21 +253,6 @@ def shutdown(cluster: RayCluster | None) -> None:
     """Stop ``cluster`` if this process started it (see :meth:`RayCluster.shutdown`)."""
     if cluster is not None:
         cluster.shutdown()
-
-
-def import_ray() -> ModuleType:
-    """Import Ray (the ``ray`` extra) only where it is used.
-
-    Raises:
-        GymError: Ray is not installed, naming the extra.
-    """
-    try:
-        import ray
-    except ImportError as exc:
-        raise GymError(
-            f"this needs Ray, which is not installed: pip install 'nemo-gym[ray]' ({exc})"
-        ) from None
-    return ray
 
 
 def connect(cluster: RayCluster, **init_kwargs: Any) -> None:

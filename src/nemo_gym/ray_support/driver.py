@@ -30,7 +30,8 @@ from aiohttp import web
 from nemo_gym.config.instances import instance_section
 from nemo_gym.config.placement import placement_of
 from nemo_gym.ray_support.actors import ReplicaServer, ReplicaSpec, entrypoint_of
-from nemo_gym.ray_support.cluster import RayCluster, connect, import_ray
+from nemo_gym.ray_support.cluster import RayCluster, connect
+from nemo_gym.ray_support.offload import import_ray
 from nemo_gym.server.client import head_url
 from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.launch import configure_process_logging, launch_context
