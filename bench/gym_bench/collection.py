@@ -144,6 +144,8 @@ def run_collect(
 
     # rows back
     statuses: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    failure_example: dict[str, str] = {}
     elapsed: list[float] = []
     n_out = 0
     if output_path.exists():
@@ -154,6 +156,11 @@ def run_collect(
                 row = json.loads(line)
                 n_out += 1
                 statuses[str(row.get("_ng_status"))] += 1
+                failure = row.get("_ng_failure")
+                if row.get("_ng_status") == "failed" and isinstance(failure, dict):
+                    kind = str(failure.get("kind"))
+                    failures[kind] += 1
+                    failure_example.setdefault(kind, str(failure.get("message"))[:300])
                 if isinstance(row.get("_ng_elapsed_s"), (int, float)):
                     elapsed.append(float(row["_ng_elapsed_s"]))
 
@@ -187,6 +194,8 @@ def run_collect(
         else None,
         "rows_out": n_out,
         "statuses": dict(statuses),
+        "failure_kinds": dict(failures),
+        "failure_examples": failure_example,
         "all_completed": ok,
         "elapsed_p50_s": round(percentile(elapsed, 50), 4) if elapsed else None,
         "elapsed_p99_s": round(percentile(elapsed, 99), 4) if elapsed else None,

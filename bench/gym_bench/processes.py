@@ -38,10 +38,11 @@ class LineReader(threading.Thread):
                     self.on_line(line)
 
 
-def start_fake(out: Path) -> tuple[subprocess.Popen[str], int]:
+def start_fake(out: Path, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], int]:
+    """Start the fake endpoint (``extra_args``: e.g. ``("--latency-s", "2")``); its port."""
     with open(out / "fake_openai.log", "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nemo_gym.testing.fake_openai", "--port", "0"],
+            [sys.executable, "-m", "nemo_gym.testing.fake_openai", "--port", "0", *extra_args],
             cwd=ROOT,
             env=child_env({}),
             stdout=subprocess.PIPE,

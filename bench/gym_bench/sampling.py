@@ -94,6 +94,7 @@ class Sampler(threading.Thread):
             self._tree = tree
         pids = [pid for root, kids in self._tree.items() if root in roots for pid in (root, *kids)]
         rss_sum = pss_sum = uss_sum = 0
+        each: dict[str, float] = {}
         biggest: tuple[int, str] = (0, "")
         n = 0
         for pid in dict.fromkeys(pids):
@@ -113,6 +114,7 @@ class Sampler(threading.Thread):
                 continue
             n += 1
             rss_sum += rss
+            each[self.label(pid, proc)] = round(rss / MB, 1)
             if rss > biggest[0]:
                 biggest = (rss, self.label(pid, proc))
         if n == 0:
@@ -130,6 +132,8 @@ class Sampler(threading.Thread):
                 },
             )
             st["samples"] += 1
+            if rss_sum / MB > st["peak_rss_sum_mb"]:
+                st["rss_mb_at_peak"] = each  # which process held what at the peak
             st["peak_rss_sum_mb"] = max(st["peak_rss_sum_mb"], round(rss_sum / MB, 1))
             if slow:
                 st["peak_pss_sum_mb"] = max(st["peak_pss_sum_mb"], round(pss_sum / MB, 1))

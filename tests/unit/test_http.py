@@ -260,3 +260,69 @@ async def test_calls_queued_for_a_pooled_connection_do_not_time_out_early() -> N
         await client.close()
     # one connection, three calls of 0.3 s each: the last waited 0.6 s for the pool (> 0.2 s)
     assert [r.status for r in responses] == [200, 200, 200] and fake.requests == 3
+
+
+async def test_a_deadline_that_passes_in_the_queue_says_so_and_sends_nothing() -> None:
+    """A call that never got a connection is not reported as the upstream being slow."""
+    async with serve_fake_openai() as (url, fake):
+        client = HttpClient(limit=1, limit_per_host=1)
+        slow = {"messages": [{"role": "user", "content": "FAKE_SLEEP_1 hi"}]}
+        first = asyncio.create_task(
+            client.request("POST", f"{url}/chat/completions", json=slow, retry=NO_RETRY)
+        )
+        await asyncio.sleep(0)  # the first call takes the only connection
+        with pytest.raises(UpstreamError) as info:
+            await client.request(
+                "POST", f"{url}/chat/completions", json={}, timeout_s=0.3, retry=NO_RETRY
+            )
+        assert (await first).status == 200
+        await client.close()
+    assert info.value.kind == "timeout"
+    assert "not sent" in str(info.value) and "1 connections" in str(info.value)
+    assert fake.requests == 1  # the queued call never reached the upstream
+
+
+async def test_an_upstream_deadline_names_the_deadline() -> None:
+    async with serve_fake_openai() as (url, _):
+        client = HttpClient()
+        with pytest.raises(UpstreamError) as info:
+            await client.request(
+                "POST",
+                f"{url}/chat/completions",
+                timeout_s=0.2,
+                json={"messages": [{"role": "user", "content": "FAKE_SLEEP_3"}]},
+                retry=NO_RETRY,
+            )
+        await client.close()
+    assert info.value.kind == "timeout"
+    assert str(info.value).endswith("got no answer within its 0.2s deadline")
+
+
+def test_open_files_budget_raises_the_soft_limit_and_takes_its_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from nemo_gym.server import http_client
+
+    limits = {"now": (1024, 20000)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
+    assert http_client.open_files_budget() == 2500  # 20,000 / 8, after raising 1,024 to 20,000
+    assert limits["now"] == (20000, 20000)
+    assert http_client.open_files_budget(1.0) == 20000
+
+
+def test_open_files_budget_keeps_the_soft_limit_when_it_may_not_be_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from nemo_gym.server import http_client
+
+    def refuse(_: int, __: tuple[int, int]) -> None:
+        raise ValueError("not allowed to raise maximum limit")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (800, 20000))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    assert http_client.open_files_budget() == 100  # 800 / 8

@@ -11,6 +11,10 @@ again once the server answers (at most ``MAX_REQUEUES`` times) instead of being 
 the servers' ``/health`` URLs, the workers pass the concurrency governor's gate
 (``governor.py``): fewer rollouts are in flight while an upstream throttles, and a rollout that
 failed calling the model meanwhile is run again instead of written.
+
+A ``/run`` whose connection was never made (the agent did not accept it within the connect
+timeout while thousands of others were connecting) is tried again (``RUN_RETRY``): the row was
+never sent, so it cannot run twice. A call that may have reached the agent is never repeated.
 """
 
 from __future__ import annotations
@@ -35,12 +39,21 @@ from nemo_gym.rollouts.row import (
     row_status,
 )
 from nemo_gym.rollouts.summary import RunSummary
-from nemo_gym.server.http_client import NO_RETRY, HttpClient
+from nemo_gym.server.http_client import HttpClient, RetryPolicy, open_files_budget
+from nemo_gym.server.retry_budget import RetryBudget
 
 logger = logging.getLogger(__name__)
 
 #: How many times one rollout is put back because a server was down when it failed.
 MAX_REQUEUES = 3
+#: A refused connection fails at once; a connect that takes long is a queue: the agent's
+#: accept queue (``net.core.somaxconn``, often 4096) overflowed while thousands of rollouts
+#: connected at once, and the kernel resends the dropped handshakes after 1, 2, 4, 8... s.
+RUN_CONNECT_TIMEOUT_S = 60.0
+#: ``/run`` is retried only when the connection was never made (never sent, never run).
+RUN_RETRY = RetryPolicy(
+    max_attempts=4, backoff_base_s=0.5, retry_statuses=frozenset(), retry_after_sent=False
+)
 
 
 async def run_one(
@@ -59,7 +72,7 @@ async def run_one(
 
     try:
         resp = await http.request(
-            "POST", run_url, json=task.row, timeout_s=timeout_s, retry=NO_RETRY
+            "POST", run_url, json=task.row, timeout_s=timeout_s, retry=RUN_RETRY
         )
     except UpstreamError as exc:
         return failed("timeout" if exc.kind == "timeout" else "agent_error", str(exc))
@@ -125,7 +138,26 @@ async def collect(
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
-    http = HttpClient(timeout_s=timeout_s, limit=parallel + 8, limit_per_host=parallel + 8)
+    files = open_files_budget(1.0)  # one connection per rollout in flight, plus a few files
+    if parallel + 64 > files:
+        logger.warning(
+            "%d rollouts in flight need as many open connections, but this process may open "
+            "%d files (ulimit -n); %d will be in flight",
+            parallel,
+            files,
+            files - 64,
+        )
+        parallel = max(1, files - 64)
+    http = HttpClient(
+        timeout_s=timeout_s,
+        connect_timeout_s=RUN_CONNECT_TIMEOUT_S,
+        limit=parallel + 8,
+        limit_per_host=parallel + 8,
+        # Every /run may use its retries: they are only for connections never made, bounded
+        # by RUN_RETRY's attempts (a window-wide budget failed thousands of rows whose
+        # handshakes were dropped together when 16,384 rollouts started at once).
+        budget=RetryBudget(ratio=float(RUN_RETRY.max_attempts - 1)),
+    )
     admission = Admission(parallel)
     requeued: dict[tuple[int, int], int] = {}
 

@@ -10,6 +10,12 @@ ones (``/health`` reports them, for the collector's concurrency governor).
 
 Each attempt goes through a :class:`~nemo_gym.server.transport.Transport`: by default the
 session's own (over TCP); tests pass an ``AsgiTransport`` to call apps in process.
+
+Calls to one upstream beyond ``limit_per_host`` wait in this client's own queue (a semaphore per
+``host:port``) before aiohttp sees them, so that a call waiting for a connection holds no request
+object and its wait is known: a failure says how long the call queued, and a deadline that passed
+in the queue is never reported as the upstream being slow. :func:`open_files_budget` sizes a
+server's pool from the process's open-file limit, which it raises to the hard limit.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -58,6 +65,24 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def open_files_budget(share: float = 0.125) -> int:
+    """``share`` of this process's open-file limit, after raising the soft limit to the hard one.
+
+    A server holds one descriptor per connection in and out: an agent with 16,384 rollouts in
+    flight has 16,384 inbound connections, so its outbound pool must leave room for them (with
+    the 20,000 descriptors of a common container limit, an eighth is 2,500).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return max(64, int(soft * share))
 
 
 class BodyReader:
@@ -131,7 +156,8 @@ class HttpClient:
         timeout_s: default deadline of one attempt (connect + response), in seconds.
         connect_timeout_s: deadline to open a connection.
         limit: maximum open connections in all.
-        limit_per_host: maximum open connections to one host:port.
+        limit_per_host: most calls in flight to one host:port; more wait in this client's
+            queue (their wait counts in their deadline).
         budget: the retry budget shared by every call of this client.
         transport: how attempts are sent; by default over this client's aiohttp session.
     """
@@ -153,6 +179,8 @@ class HttpClient:
         self.budget = budget or RetryBudget()
         self._session: aiohttp.ClientSession | None = None
         self.transport: Transport = transport or AiohttpTransport(lambda: self.session)
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per upstream: limit_per_host calls
+        self._slots_loop: asyncio.AbstractEventLoop | None = None  # the loop they belong to
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -160,7 +188,7 @@ class HttpClient:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self.limit,
-                limit_per_host=self.limit_per_host,
+                limit_per_host=0,  # enforced by this client's own queue (see _slot)
                 keepalive_timeout=30,  # under the servers' 60 s, so the client closes first
                 ttl_dns_cache=300,
             )
@@ -178,6 +206,40 @@ class HttpClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        self._slots.clear()
+
+    def _slot(self, upstream: str, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        if loop is not self._slots_loop:  # a client reused under a new event loop
+            self._slots, self._slots_loop = {}, loop
+        slot = self._slots.get(upstream)
+        if slot is None:
+            slot = self._slots[upstream] = asyncio.Semaphore(self.limit_per_host)
+        return slot
+
+    async def _queue(
+        self, slot: asyncio.Semaphore, deadline: float, what: str, upstream: str
+    ) -> float:
+        """Wait for a free call slot until ``deadline`` (loop time); seconds waited.
+
+        Raises:
+            UpstreamError: (``timeout``) the deadline passed in the queue; says so.
+        """
+        if not slot.locked():
+            await slot.acquire()  # free: returns at once
+            return 0.0
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await slot.acquire()
+        except TimeoutError:
+            raise UpstreamError(
+                f"{what}: not sent; its deadline passed after {loop.time() - queued:.1f}s "
+                f"waiting for one of this process's {self.limit_per_host} connections to "
+                f"{upstream} (all busy)",
+                kind="timeout",
+            ) from None
+        return loop.time() - queued
 
     async def request(
         self,
@@ -206,18 +268,24 @@ class HttpClient:
         if cookies:
             cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
             headers = {**(headers or {}), "Cookie": cookie_header}
-        # sock_connect, not connect: aiohttp's `connect` also counts the wait for a free pooled
-        # connection, so with thousands of calls queued behind `limit_per_host` healthy calls
-        # failed as "timed out" long before their deadline. The queue wait counts in `total`.
-        timeout = aiohttp.ClientTimeout(
-            total=timeout_s or self.timeout_s, sock_connect=self.connect_timeout_s
-        )
+        deadline_s = timeout_s or self.timeout_s
+        loop = asyncio.get_running_loop()
+        what = f"{method} {url}"
         upstream = urlsplit(url).netloc
+        slot = self._slot(upstream, loop)
         self.budget.record_request(upstream)
         attempt = 0
         while True:
             attempt += 1
             wait: float | None = None
+            deadline = loop.time() + deadline_s  # of this attempt, its wait for a slot included
+            queued = await self._queue(slot, deadline, what, upstream)
+            sent = loop.time()
+            # sock_connect, not connect: aiohttp's `connect` would also count a wait for a
+            # pooled connection (the queue above is where calls wait).
+            timeout = aiohttp.ClientTimeout(
+                total=max(0.001, deadline - sent), sock_connect=self.connect_timeout_s
+            )
             try:
                 status, resp_headers, body = await self.transport.send(
                     method, url, data=data, headers=headers, timeouts=timeout, params=params
@@ -233,12 +301,22 @@ class HttpClient:
             except aiohttp.ConnectionTimeoutError as exc:
                 failure = exc  # the connection was never made: always safe to try again
             except TimeoutError as exc:
-                if not retry.retry_timeouts:
+                if loop.time() < deadline - 0.05:  # not our deadline: a socket-level timeout
+                    failure = exc
+                    if method != "GET" and not retry.retry_after_sent:
+                        raise UpstreamError(
+                            f"{what} failed after {loop.time() - sent:.1f}s, before its "
+                            f"{deadline_s:g}s deadline: {type(exc).__name__}: {exc}",
+                            kind="connection",
+                        ) from exc
+                elif not retry.retry_timeouts:
                     raise UpstreamError(
-                        f"{method} {url} timed out after {timeout.total:.0f}s",
+                        f"{what} got no answer within its {deadline_s:g}s deadline"
+                        + (f" ({queued:.1f}s of it waiting for a connection)" if queued else ""),
                         kind="timeout",
                     ) from exc
-                failure = exc
+                else:
+                    failure = exc
             except aiohttp.ClientConnectorError as exc:
                 failure = exc  # never reached the server: always safe to try again
             except aiohttp.ClientError as exc:
@@ -246,21 +324,18 @@ class HttpClient:
                 if method != "GET" and not retry.retry_after_sent:
                     # The request may have run (a tool may have changed state): do not repeat it.
                     raise UpstreamError(
-                        f"{method} {url} failed: {type(exc).__name__}: {exc}", kind="connection"
+                        f"{what} failed: {type(exc).__name__}: {exc}", kind="connection"
                     ) from exc
+            finally:
+                slot.release()
             if attempt >= retry.max_attempts or not self.budget.try_spend(upstream):
                 if isinstance(failure, HttpResponse):
                     return failure
-                kind = (
-                    "timeout"
-                    if isinstance(failure, TimeoutError)
-                    and not isinstance(failure, aiohttp.ConnectionTimeoutError)
-                    else "connection"
-                )
+                timed_out = isinstance(failure, TimeoutError) and loop.time() >= deadline - 0.05
                 raise UpstreamError(
-                    f"{method} {url} failed after {attempt} attempt(s): "
+                    f"{what} failed after {attempt} attempt(s): "
                     f"{type(failure).__name__}: {failure}",
-                    kind=kind,
+                    kind="timeout" if timed_out else "connection",
                 ) from failure
             backoff = random.uniform(
                 0, min(retry.backoff_max_s, retry.backoff_base_s * 2 ** (attempt - 1))

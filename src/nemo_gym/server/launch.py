@@ -138,7 +138,9 @@ def serve(
         log_level=os.environ.get("NEMO_GYM_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]  # a float works
         timeout_keep_alive=60,
-        backlog=4096,
+        # Thousands of clients connect at once (a collector starting 16,384 rollouts); the
+        # kernel caps this at net.core.somaxconn. No limit_concurrency: the client decides.
+        backlog=16384,
     )
     server = _server_class()(config)
     tune_gc()
@@ -167,7 +169,7 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
         ConfigError: naming the instance key that is unknown or does not validate.
     """
     from nemo_gym.server.client import ServerClient
-    from nemo_gym.server.http_client import HttpClient
+    from nemo_gym.server.http_client import HttpClient, open_files_budget
 
     section = instance_section(context.config, context.instance_name)
     if section is None:
@@ -180,7 +182,14 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
         config_cls, {**settings, "name": context.instance_name}, where, context.config
     )
     timeout = float(settings.get("request_timeout_s") or 900.0)
-    client = ServerClient(context.config, HttpClient(timeout_s=timeout))
+    # NeMo Gym's keys size the pool when set; by default it leaves most of the process's open
+    # files to its inbound connections (an agent serving 16,384 rollouts holds that many).
+    limit = int(context.config.get("global_aiohttp_connector_limit") or 0) or min(
+        4096, open_files_budget()
+    )
+    per_host = int(context.config.get("global_aiohttp_connector_limit_per_host") or 0) or limit
+    http = HttpClient(timeout_s=timeout, limit=limit, limit_per_host=per_host)
+    client = ServerClient(context.config, http)
     return cls(config=config, server_client=client)
 
 

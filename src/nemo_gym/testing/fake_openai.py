@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible endpoint: scripted, zero-latency, for tests and the benchmark.
+"""A fake OpenAI-compatible endpoint: scripted, for tests and the benchmark.
 
 It stands in for a *remote* API we cannot reach from tests (OpenAI); it never stands in for a
 part of Gym. ``POST /v1/responses`` and ``POST /v1/chat/completions`` answer like a model that
@@ -16,7 +16,8 @@ text using the tool's output. Markers in the last user message script failures:
 ``Retry-After: 0``), and ``--fail-rate 0.25`` a quarter of all requests at random (``--seed``),
 for retry tests and the fault benchmark. ``--storm-after N --storm-s S`` answers every request
 with that status for S seconds from the N-th request on (a rate-limit storm mid-run);
-``--hang`` accepts every request and never answers (a hung upstream). ``GET /fake/stats``
+``--hang`` accepts every request and never answers (a hung upstream); ``--latency-s 2`` answers
+every model request after 2 s, as a real model would (the scale benchmark). ``GET /fake/stats``
 reports request counts, the failures answered, and the ``Authorization`` headers seen (Azure's
 ``api-key`` too, with the query string). The Azure OpenAI paths (``/openai/responses``,
 ``/openai/deployments/<d>/chat/completions``) are served the same way. Run:
@@ -91,11 +92,13 @@ class FakeOpenAI:
         storm_after: int = 0,
         storm_s: float = 0.0,
         hang: bool = False,
+        latency_s: float = 0.0,
     ) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.fail_rate = fail_rate  # share of requests answered fail_status at random
         self.retry_after = retry_after
+        self.latency_s = latency_s  # every model request waits this long before its answer
         self._rng = random.Random(seed)
         self.storm_after = storm_after  # the request that starts the storm (0: no storm)
         self.storm_s = storm_s
@@ -135,6 +138,8 @@ class FakeOpenAI:
                 headers={"Retry-After": self.retry_after},
             )
         body = orjson.loads(await request.read())
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
         return body, None
 
     async def _scripted(self, text: str) -> web.Response | None:
@@ -272,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storm-after", type=int, default=0, help="request starting a storm")
     parser.add_argument("--storm-s", type=float, default=0.0, help="storm length in seconds")
     parser.add_argument("--hang", action="store_true", help="never answer")
+    parser.add_argument(
+        "--latency-s", type=float, default=0.0, help="wait before every model answer"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -287,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         storm_after=args.storm_after,
         storm_s=args.storm_s,
         hang=args.hang,
+        latency_s=args.latency_s,
     )
     try:
         asyncio.run(_serve(args.host, args.port, fake))
