@@ -252,7 +252,7 @@ def main() -> int:
     }
 
     async def run() -> None:
-        probe_http = HttpClient(limit=32, connect_timeout_s=2.0)
+        probe_http = HttpClient(limit=32, connect_timeout_s=5.0)
         breaker = ServerBreaker(
             health_probe(probe_http, servers), max_down_s=params.server_down_timeout_s
         )

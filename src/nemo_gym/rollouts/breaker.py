@@ -138,8 +138,14 @@ class ServerBreaker:
                 pass
 
 
-def health_probe(http: HttpClient, servers: Mapping[str, str], timeout_s: float = 2.0) -> Probe:
-    """A probe that GETs ``/health`` of every server in ``servers`` (name -> base URL)."""
+def health_probe(http: HttpClient, servers: Mapping[str, str], timeout_s: float = 5.0) -> Probe:
+    """A probe that GETs ``/health`` of every server in ``servers`` (name -> base URL).
+
+    A server that does not answer within ``timeout_s`` counts as down: a restarting server's
+    kept-open socket accepts the connection but answers only when the new process serves. The
+    deadline is generous because an alive server with 16k rollouts in flight answers slowly (a
+    2 s deadline paused such a run for 18 s with nothing down); a false pause loses nothing.
+    """
 
     async def one(name: str, url: str) -> str | None:
         try:
