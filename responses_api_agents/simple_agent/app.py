@@ -150,7 +150,8 @@ class SimpleAgent(SimpleResponsesAPIAgent):
                 ) from None
             if not resp.ok:
                 raise RolloutFailure(
-                    "model_error",
+                    # 504: a Gym model server's upstream call passed its deadline
+                    "timeout" if resp.status == 504 else "model_error",
                     _error_text(resp.status, resp.body),
                     step=step,
                     partial=response,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from jsonschema import Draft202012Validator
 from pydantic import Field
 
@@ -87,6 +88,26 @@ class LocalModelConfig(BaseResponsesAPIModelConfig):
         ge=1,
         description=("Samples of one answer until its tool calls validate against their schemas."),
     )
+
+
+def _check_roles(messages: list[Any]) -> None:
+    """Refuse (422, naming the message) a chat message without a string ``role``: the chat
+    params type messages loosely, and the prompt template reads every role.
+
+    Raises:
+        RequestValidationError: a message is not an object or has no string ``role``.
+    """
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "messages", i, "role"),
+                        "msg": "each message needs a string role",
+                        "type": "missing",
+                    }
+                ]
+            )
 
 
 @dataclass
@@ -284,6 +305,7 @@ class LocalModelServer(SimpleResponsesAPIModel):
 
     async def chat_completions(self, request: Request) -> Any:
         body = await validated_json(request, NeMoGymChatCompletionCreateParamsNonStreaming)
+        _check_roles(body["messages"])
         token_ids = bool(body.get("return_token_ids"))
         log_probs = bool(body.get("logprobs"))
         done = await self.complete(body)
@@ -333,8 +355,6 @@ class LocalModelServer(SimpleResponsesAPIModel):
         try:
             chat = responses_to_chat_request(params)
         except ConversionError as exc:
-            from fastapi.exceptions import RequestValidationError
-
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": str(exc), "type": "value_error"}]
             ) from None

@@ -183,7 +183,7 @@ def generate(
     end_ids = pool.end_ids
     seed = params.seed if params.seed is not None else random.randrange(2**31)
     result = Generation(prompt_token_ids=list(prompt_token_ids), seed=seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed % (1 << 64))  # OpenAI's seeds may be negative
     grammar = GrammarMask(llama, params.grammar, pool.pieces) if params.grammar else None
     text = b""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -274,6 +275,9 @@ def main() -> int:
             await probe_http.close()
 
     servers_down: ServersDown | None = None
+    # SIGTERM stops the run as Ctrl+C does (asyncio.run cancels it on SIGINT): rows written so
+    # far are whole lines, and the summary says how to resume.
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         asyncio.run(run(), loop_factory=uvloop.new_event_loop)
     except KeyboardInterrupt:
@@ -282,6 +286,7 @@ def main() -> int:
         interrupted = True
         servers_down = exc
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         bar.close()
         writer.close()
     print(json.dumps(summary.averages() or {"reward": None}, indent=4))

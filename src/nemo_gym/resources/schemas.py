@@ -6,6 +6,8 @@ these models declare those fields. Unknown row fields are ignored on the way in.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
@@ -15,6 +17,13 @@ class BaseRunRequest(BaseModel):
     """One dataset row: the task as Responses API create params (plus subclass fields)."""
 
     responses_create_params: NeMoGymResponseCreateParamsNonStreaming
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """``BaseModel.model_dump``, by alias unless told otherwise: OpenAI's types inside
+        validate only by alias (``text.format.schema``, dumped by name as ``schema_``), and a
+        verifier builds its answer from ``**body.model_dump()``."""
+        kwargs.setdefault("by_alias", True)
+        return super().model_dump(**kwargs)
 
 
 class BaseVerifyRequest(BaseRunRequest):

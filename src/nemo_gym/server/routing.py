@@ -59,7 +59,7 @@ def _response_params(endpoint: Callable[..., Any]) -> list[str]:
 def _answer(result: BaseModel, kwargs: dict[str, Any], response_params: list[str]) -> Response:
     """``result`` as JSON, with the headers (cookies) and status the endpoint set on its
     injected ``Response`` (FastAPI applies those only to values it serialises itself)."""
-    out = JSONResponseBytes(result.model_dump_json())
+    out = JSONResponseBytes(result.model_dump_json(by_alias=True))  # as FastAPI answers
     for name in response_params:
         injected = kwargs.get(name)
         if isinstance(injected, Response):

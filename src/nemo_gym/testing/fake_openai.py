@@ -19,7 +19,9 @@ with that status for S seconds from the N-th request on (a rate-limit storm mid-
 ``--hang`` accepts every request and never answers (a hung upstream); ``--latency-s 2`` answers
 every model request after 2 s, as a real model would (the scale benchmark). ``GET /fake/stats``
 reports request counts, the failures answered, and the ``Authorization`` headers seen (Azure's
-``api-key`` too, with the query string). The Azure OpenAI paths (``/openai/responses``,
+``api-key`` too, with the query string). Calls held without an answer, counted, and bodies
+cut mid-way: ``--hang-first N``, ``--cut-first N`` and ``POST /fake/faults``
+(``connection_faults``). The Azure OpenAI paths (``/openai/responses``,
 ``/openai/deployments/<d>/chat/completions``) are served the same way. Run:
 ``python -m nemo_gym.testing.fake_openai --port 0``; it prints
 ``listening on http://127.0.0.1:<port>``.
@@ -38,6 +40,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from nemo_gym.testing import connection_faults
 
 CITIES = ("San Francisco", "New York", "Paris", "Tokyo", "Berlin", "Sydney", "Toronto", "London")
 _ids = itertools.count()
@@ -107,6 +111,7 @@ class FakeOpenAI:
         self.requests = 0
         self.failed = 0  # requests answered fail_status
         self.auth: list[str] = []
+        self.faults = connection_faults.ConnectionFaults()
 
     def _in_storm(self) -> bool:
         if not self.storm_after or self.requests < self.storm_after:
@@ -241,7 +246,12 @@ class FakeOpenAI:
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"requests": self.requests, "failed": self.failed, "auth": self.auth}
+            {
+                "requests": self.requests,
+                "failed": self.failed,
+                "auth": self.auth,
+                **self.faults.stats(),
+            }
         )
 
     def app(self) -> web.Application:
@@ -251,6 +261,7 @@ class FakeOpenAI:
         app.router.add_post("/openai/responses", self.responses)  # Azure OpenAI's paths
         app.router.add_post("/openai/deployments/{name}/chat/completions", self.chat_completions)
         app.router.add_get("/fake/stats", self.stats)
+        self.faults.install(app)
         return app
 
 
@@ -280,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--latency-s", type=float, default=0.0, help="wait before every model answer"
     )
+    connection_faults.add_options(parser)
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -297,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         hang=args.hang,
         latency_s=args.latency_s,
     )
+    fake.faults = connection_faults.from_options(args)
     try:
         asyncio.run(_serve(args.host, args.port, fake))
     except KeyboardInterrupt:
