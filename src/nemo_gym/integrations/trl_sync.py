@@ -23,17 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nemo_gym.core.errors import GymError
 from nemo_gym.integrations.batch import run_sync
 from nemo_gym.server.client import ServerClient
-from nemo_gym.server.http_client import NO_RETRY, HttpClient
 from nemo_gym.training import extra
 
 logger = logging.getLogger(__name__)
-
-
-class WeightSyncError(GymError):
-    """The model server did not take the new weights."""
 
 
 class WeightSync:
@@ -87,34 +81,17 @@ class WeightSync:
     def sync(self, model: Any, step: int) -> str:
         """Write ``model`` as ``step-<step>.gguf``, load it into the server; return its version."""
         from nemo_gym.training.convert import shipped_gguf, write_gguf
+        from nemo_gym.training.loop import load_weights
 
         template = self.template or shipped_gguf()
         path = write_gguf(model, template, self.output_dir / f"step-{step}.gguf")
-        version = run_sync(lambda: self._load(path))
+        version = run_sync(lambda: load_weights(self.model_url, path, self.timeout_s))
         if self._served is not None and not self.keep_files and self._served != path:
             self._served.unlink(missing_ok=True)
         self._served = path
         self.loaded.append((step, version))
         logger.info("step %d: %s loads %s (policy %s)", step, self.model_url, path, version)
         return version
-
-    async def _load(self, path: Path) -> str:
-        http = HttpClient(timeout_s=self.timeout_s)
-        try:
-            resp = await http.request(
-                "POST",
-                self.model_url + "/load_weights",
-                json={"model_path": str(path)},
-                retry=NO_RETRY,
-            )
-        finally:
-            await http.close()
-        if not resp.ok:
-            raise WeightSyncError(
-                f"{self.model_url}/load_weights answered {resp.status}: "
-                f"{resp.body[:500].decode(errors='replace')}"
-            )
-        return str(resp.json_sync()["policy"]["version"])
 
 
 @functools.cache

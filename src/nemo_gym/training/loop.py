@@ -72,6 +72,28 @@ def policy_versions(rows: list[dict[str, Any]]) -> set[str]:
     return versions
 
 
+async def load_weights(model_url: str, path: Path, timeout_s: float = 600.0) -> str:
+    """Load the GGUF at ``path`` into the ``local_model`` at ``model_url``; return the policy
+    version it reports (used by this loop and by TRL's ``GymWeightSync``).
+
+    Raises:
+        LoopError: the server did not take the file.
+    """
+    http = HttpClient(timeout_s=timeout_s)
+    try:
+        resp = await http.request(
+            "POST", model_url + "/load_weights", json={"model_path": str(path)}, retry=NO_RETRY
+        )
+    finally:
+        await http.close()
+    if not resp.ok:
+        raise LoopError(
+            f"{model_url}/load_weights answered {resp.status}: "
+            f"{resp.body[:500].decode(errors='replace')}"
+        )
+    return str(resp.json_sync()["policy"]["version"])
+
+
 class PolicyLoop:
     """The loop's state: the servers' URLs, the task rows, the torch model and its optimiser."""
 
@@ -138,19 +160,7 @@ class PolicyLoop:
         return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
     async def reload(self, path: Path) -> str:
-        http = HttpClient(timeout_s=600)
-        try:
-            resp = await http.request(
-                "POST",
-                self.model_url + "/load_weights",
-                json={"model_path": str(path)},
-                retry=NO_RETRY,
-            )
-            if not resp.ok:
-                raise LoopError(f"/load_weights answered {resp.status}: {resp.body[:500]!r}")
-            return str(resp.json_sync()["policy"]["version"])
-        finally:
-            await http.close()
+        return await load_weights(self.model_url, path)
 
     def samples(self, rows: list[dict[str, Any]]) -> list[TokenSample]:
         """Token samples of the rows in (task, repeat) order, whatever order they finished in
@@ -174,9 +184,7 @@ class PolicyLoop:
         started = time.monotonic()
         # The same seeds every iteration: a task's k-th rollout is compared with its k-th
         # rollout under the previous weights (paired), so a change is the weights', not luck's.
-        train = await self.collect(
-            self.train_rows, f"train-{iteration}", s.repeats, s.seed * 7_919
-        )
+        train = await self.collect(self.train_rows, f"train-{iteration}", s.repeats, s.seed * 7_919)
         heldout = await self.collect(
             self.heldout_rows, f"heldout-{iteration}", s.heldout_repeats, s.seed * 7_919 + 500_009
         )
