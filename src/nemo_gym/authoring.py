@@ -44,7 +44,6 @@ from nemo_gym.config_types import (
 )
 from nemo_gym.core.errors import ConfigError, GymError, InputDataError, UpstreamError
 from nemo_gym.core.paths import resolve_path
-from nemo_gym.head.client import ServerClient
 from nemo_gym.model.server import BaseResponsesAPIModelConfig, SimpleResponsesAPIModel
 from nemo_gym.protocol.chat import (
     NeMoGymChatCompletion,
@@ -70,6 +69,7 @@ from nemo_gym.resources.server import BaseResourcesServerConfig, SimpleResources
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, finished_row
 from nemo_gym.server.base import BaseServerConfig, SimpleServer, StartupError
 from nemo_gym.server.bodies import validated_json
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.errors import (
     error_body,
     upstream_answer_error,

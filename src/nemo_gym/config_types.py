@@ -13,12 +13,12 @@ Neighbours: ``nemo_gym.config`` (loading and validating configs), ``nemo_gym.ser
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, Field
 
 from nemo_gym.config.instances import DatasetConfig, Domain, ServerRef
+from nemo_gym.rollouts.aggregate import AggregateMetrics, AggregateMetricsRequest
 from nemo_gym.server.base import BaseRunServerInstanceConfig, BaseServerConfig
 
 __all__ = [
@@ -53,24 +53,3 @@ class AgentServerRef(ServerRef):
     """A reference to an agent instance."""
 
     type: Literal["responses_api_agents"]
-
-
-class AggregateMetricsRequest(BaseModel):
-    """The body of ``/aggregate_metrics``: verify responses (``reward``, ``_ng_task_index``,
-    and whatever fields the verifier added), one dict per rollout."""
-
-    verify_responses: list[dict[str, Any]]
-
-
-class AggregateMetrics(BaseModel):
-    """What ``/aggregate_metrics`` answers (flat string keys, ready for a metrics logger)."""
-
-    group_level_metrics: list[dict[str, Any]] = Field(
-        default_factory=list, description="One dict of metrics per task."
-    )
-    agent_metrics: dict[str, Any] = Field(
-        default_factory=dict, description="Metrics over all rollouts."
-    )
-    key_metrics: dict[str, Any] = Field(
-        default_factory=dict, description="The headline subset of ``agent_metrics``."
-    )

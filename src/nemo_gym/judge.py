@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.errors import error_body
 from nemo_gym.server_utils import get_response_json, raise_for_status
 

@@ -57,20 +57,7 @@ LAYERS: list[set[str]] = [
 
 #: Imports that go up a layer today, each with why it is still there. Remove an entry when its
 #: import is gone (the test fails on entries that no longer occur).
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("config", "datasets"): (
-        "config.instances validates `datasets:` with datasets.schema.DatasetConfig; the schema "
-        "imports nothing from Gym and would belong in config, but datasets.prepare uses config"
-    ),
-    ("rollouts", "config_types"): (
-        "rollouts.aggregate and rollouts.metrics use AggregateMetrics, defined in the NeMo Gym "
-        "compatibility module config_types instead of a rollouts model"
-    ),
-    ("rollouts", "reward_profile"): (
-        "rollouts.summary computes pass/majority metrics with reward_profile, a NeMo Gym "
-        "compatibility module that should re-export them from rollouts instead"
-    ),
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nemo_gym.config.datasets import DatasetConfig as DatasetConfig  # re-exported
 from nemo_gym.config.loader import LoadedConfig
 from nemo_gym.config.placement import RayActorOptions
 from nemo_gym.config.settings import RESERVED_KEYS, check_global_settings
 from nemo_gym.core.errors import ConfigError
-from nemo_gym.datasets.schema import DatasetConfig as DatasetConfig  # re-exported
 
 ServerType = Literal["responses_api_models", "resources_servers", "responses_api_agents"]
 SERVER_TYPES: tuple[str, ...] = (

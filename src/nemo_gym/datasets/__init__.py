@@ -6,6 +6,6 @@ a new summary with the one already on disk; ``prepare`` validates and collates t
 config (the ``ng_prepare_data`` command is ``nemo_gym.cli.prepare_data``).
 """
 
-from nemo_gym.datasets.schema import DATASET_TYPES, LICENSES, DatasetConfig, DatasetType
+from nemo_gym.config.datasets import DATASET_TYPES, LICENSES, DatasetConfig, DatasetType
 
 __all__ = ["DATASET_TYPES", "LICENSES", "DatasetConfig", "DatasetType"]

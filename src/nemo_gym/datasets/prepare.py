@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nemo_gym.config.datasets import DatasetConfig
 from nemo_gym.config.instances import InstanceSettings, ServerInstance
 from nemo_gym.core.errors import GymError, InputDataError
 from nemo_gym.core.paths import resolve_path
 from nemo_gym.datasets.conflicts import check_against_existing, conflict_path
 from nemo_gym.datasets.metrics import DatasetSummary
-from nemo_gym.datasets.schema import DatasetConfig
 from nemo_gym.rollouts.inputs import read_rows
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A server's ``/aggregate_metrics`` (agents and resources servers alike, see
 :class:`MetricsHooks`) receives the verify responses of one agent's scored rollouts and answers
-an :class:`~nemo_gym.config_types.AggregateMetrics`, NeMo Gym's contract:
+an :class:`AggregateMetrics` (re-exported by ``nemo_gym.config_types``), NeMo Gym's contract:
 
 * ``agent_metrics``: ``mean/<field>``, ``max/<field>``, ``min/<field>``, ``median/<field>`` and
   ``std/<field>`` (sample standard deviation; 0 for one value) of every numeric field over the
@@ -31,7 +31,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nemo_gym.config_types import AggregateMetrics, AggregateMetricsRequest
+from pydantic import BaseModel, Field
 
 TASK_INDEX_KEY = "_ng_task_index"
 PER_TASK_KEY = "per_task_metrics"
@@ -40,6 +40,27 @@ STATS = ("mean", "max", "min", "median", "std")
 Tasks = list[list[dict[str, Any]]]
 ComputeMetrics = Callable[[Tasks], Any]
 GetKeyMetrics = Callable[[dict[str, Any]], Any]
+
+
+class AggregateMetricsRequest(BaseModel):
+    """The body of ``/aggregate_metrics``: verify responses (``reward``, ``_ng_task_index``,
+    and whatever fields the verifier added), one dict per rollout."""
+
+    verify_responses: list[dict[str, Any]]
+
+
+class AggregateMetrics(BaseModel):
+    """What ``/aggregate_metrics`` answers (flat string keys, ready for a metrics logger)."""
+
+    group_level_metrics: list[dict[str, Any]] = Field(
+        default_factory=list, description="One dict of metrics per task."
+    )
+    agent_metrics: dict[str, Any] = Field(
+        default_factory=dict, description="Metrics over all rollouts."
+    )
+    key_metrics: dict[str, Any] = Field(
+        default_factory=dict, description="The headline subset of ``agent_metrics``."
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -27,10 +27,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from nemo_gym.config_types import AggregateMetrics
 from nemo_gym.core.errors import ConfigError, UpstreamError
-from nemo_gym.head.client import ServerClient
+from nemo_gym.rollouts.aggregate import AggregateMetrics
 from nemo_gym.rollouts.summary import RunSummary
+from nemo_gym.server.client import ServerClient
 from nemo_gym.server.http_client import HttpClient
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemo_gym.reward_profile import compute_pass_majority_metrics
+from nemo_gym.rollouts.profile import compute_pass_majority_metrics
 from nemo_gym.rollouts.row import FAILURE_KEY, numeric_reward, row_status
 from nemo_gym.rollouts.stats import MeanEstimate, RunningMean
 

@@ -17,10 +17,10 @@ import contextlib
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
-from nemo_gym.head.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.rollouts.collect import run_one
 from nemo_gym.rollouts.inputs import Task
 from nemo_gym.rollouts.row import FAILURE_KEY, row_status
+from nemo_gym.server.client import ServerClient, fetch_global_config, head_url
 from nemo_gym.server.http_client import HttpClient
 
 #: HTTP status a failed rollout is reported with, by failure kind (every ``FailedKind``).
