@@ -44,14 +44,18 @@ def _ray_start_pids() -> set[int]:
     return found
 
 
-def test_a_server_using_ray_joins_the_cluster_ng_run_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("address", ["auto", None], ids=["auto", "not-configured"])
+def test_a_server_using_ray_joins_the_cluster_ng_run_started(
+    tmp_path: Path, address: str | None
+) -> None:
+    """With ``ray_head_node_address: auto``, or with no address at all: the server's code
+    imports ray, so ng_run starts a local cluster for it (NeMo Gym always has one)."""
     root = tmp_path / "root"
     (root / "resources_servers").mkdir(parents=True)
     shutil.copytree(Path(__file__).parent / "ray_env", root / "resources_servers/ray_env")
     for kind in ("responses_api_agents", "responses_api_models"):
         (root / kind).symlink_to(REPO / kind)
-    config = {
-        "ray_head_node_address": "auto",
+    config: dict[str, object] = {
         "ray_env": {"resources_servers": {"ray_env": {"entrypoint": "app.py"}}},
         "ray_agent": {
             "responses_api_agents": {
@@ -63,6 +67,8 @@ def test_a_server_using_ray_joins_the_cluster_ng_run_started(tmp_path: Path) -> 
             }
         },
     }
+    if address is not None:
+        config["ray_head_node_address"] = address
     (root / "ray.yaml").write_text(yaml.safe_dump(config))
     before = _ray_start_pids()
     port = free_port()
@@ -82,7 +88,9 @@ def test_a_server_using_ray_joins_the_cluster_ng_run_started(tmp_path: Path) -> 
             cwd=root,
         )
         try:
-            address = run.wait_line("Ray cluster: ", timeout=120).split()[2]
+            started_address = run.wait_line("Ray cluster: ", timeout=120).split()[2]
+            if address is None:
+                assert "ray_env imports ray: starting a local Ray cluster for it" in run.text
             run.wait_line("servers healthy in", timeout=120)
             (started,) = _ray_start_pids() - before
             out = tmp_path / "out.jsonl"
@@ -106,7 +114,8 @@ def test_a_server_using_ray_joins_the_cluster_ng_run_started(tmp_path: Path) -> 
             )
             env_url = next(r["url"] for r in rows_by_name if r["name"] == "ray_env")
             info = json.loads(urllib.request.urlopen(f"{env_url}/ray_info", timeout=10).read())
-            assert info["gcs_address"] == address  # the cluster ng_run started, not a new one
+            # the cluster ng_run started, not a new one
+            assert info["gcs_address"] == started_address
             assert len(info["task_pids"]) == 2 and info["server_pid"] not in info["task_pids"]
             # the task ran in a worker of that cluster: a process of its `ray start` session
             assert all(pid in session_members(started) for pid in info["task_pids"])

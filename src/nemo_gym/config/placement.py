@@ -15,7 +15,9 @@ This module imports nothing of Ray. Neighbours: ``config.instances`` validates t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,3 +93,28 @@ def local_cluster_size(config: Mapping[str, Any], cpu_count: int) -> dict[str, A
         for key, amount in options.resources.items():
             resources[key] = resources.get(key, 0.0) + amount * placement.num_replicas
     return {"num_cpus": max(cpu_count, math.ceil(cpus)), "resources": resources}
+
+
+_IMPORTS_RAY = re.compile(r"^\s*(import ray\b|from ray\b)", re.MULTILINE)
+
+
+def servers_importing_ray(folders: Mapping[str, Path]) -> list[str]:
+    """The instances whose implementation folder has Python code (tests aside) importing Ray.
+
+    NeMo Gym's ``ng_run`` always starts or joins a Ray cluster, so an environment written for it
+    may call ``ray.remote`` without saying so in its config; Gym starts one only for these.
+    """
+    users = []
+    for name, folder in folders.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).parts
+            if parts[0] in ("tests", ".venv") or path.name.startswith("test_"):
+                continue
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if _IMPORTS_RAY.search(text):
+                users.append(name)
+                break
+    return users

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemo_gym.config.instances import parse_server_instances
@@ -24,6 +25,7 @@ from nemo_gym.config.placement import (
     PLACEMENT_KEYS,
     local_cluster_size,
     placed_instances,
+    servers_importing_ray,
 )
 from nemo_gym.config.policy import default_policy_to_local_model, offline_notice
 from nemo_gym.config.secrets import redact, redact_text, secret_values
@@ -54,14 +56,20 @@ class Launched:
             self.cluster = None
 
 
-def _ray_cluster(resolved: dict[str, object], loaded: LoadedConfig) -> RayCluster | None:
-    """Start or join the cluster ``ray_head_node_address`` names; None when it is not set."""
+def _ray_cluster(
+    resolved: dict[str, object],
+    loaded: LoadedConfig,
+    folders: dict[str, Path],
+    write: Callable[[str], None],
+) -> RayCluster | None:
+    """Start or join the cluster ``ray_head_node_address`` names; when it is not set, start a
+    local one if a server's code imports Ray (as NeMo Gym always has one), else None."""
     address = resolved.get(ADDRESS_KEY)
     if not address:
         for name, value in resolved.items():
             section = value if isinstance(value, dict) else {}
             for impls in section.values():
-                for impl, settings in (impls.items() if isinstance(impls, dict) else ()):
+                for impl, settings in impls.items() if isinstance(impls, dict) else ():
                     key = next((k for k in PLACEMENT_KEYS if k in (settings or {})), None)
                     if key is not None and isinstance(settings, dict):
                         raise loaded.error(
@@ -69,7 +77,14 @@ def _ray_cluster(resolved: dict[str, object], loaded: LoadedConfig) -> RayCluste
                             "one, or the address of a running cluster)",
                             f"{name}.{next(iter(section))}.{impl}.{key}",
                         )
-        return None
+        users = servers_importing_ray(folders)
+        if not users:
+            return None
+        write(
+            f"{', '.join(users)} import{'s' if len(users) == 1 else ''} ray: starting a local Ray "
+            f"cluster for {'it' if len(users) == 1 else 'them'} (set {ADDRESS_KEY} to join one)\n"
+        )
+        address = "auto"
     from nemo_gym.ray_support.cluster import ensure_cluster
 
     size = local_cluster_size(resolved, os.cpu_count() or 1)
@@ -110,7 +125,7 @@ def launch(
             {i.name: i.dir_path for i in instances if i.name not in isolated}, write
         )
     interpreters = {name: ensure_venv(name, folder, write) for name, folder in isolated.items()}
-    cluster = _ray_cluster(resolved, loaded)
+    cluster = _ray_cluster(resolved, loaded, {i.name: i.dir_path for i in instances}, write)
     if cluster is not None:
         write(f"Ray cluster: {cluster.address} ({'started' if cluster.started else 'joined'})\n")
     try:
