@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.helpers import BIN
+from tests.helpers import BIN, free_port
 from tests.viewer.factory import XSS, append_jsonl, row, sample_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
