@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -34,6 +35,11 @@ class SteppedTime:
         await asyncio.sleep(0)
 
 
+def started(down: list[str], up: dict[str, float] | None = None) -> dict[str, float | None]:
+    """A probe's answer: ``down`` did not answer, ``up`` started at the given times."""
+    return {**dict.fromkeys(down), **(up if up is not None else {"agent": 0.0})}
+
+
 class ScriptedProbe:
     """Answers the probe from a script of "down" lists; the last entry repeats."""
 
@@ -41,10 +47,10 @@ class ScriptedProbe:
         self.answers = list(answers)
         self.calls = 0
 
-    async def __call__(self) -> list[str]:
+    async def __call__(self) -> dict[str, float | None]:
         answer = self.answers[min(self.calls, len(self.answers) - 1)]
         self.calls += 1
-        return answer
+        return started(answer)
 
 
 async def test_failures_while_every_server_answers_are_the_rollouts_own() -> None:
@@ -56,6 +62,24 @@ async def test_failures_while_every_server_answers_are_the_rollouts_own() -> Non
     time.now += 1.0
     assert await breaker.is_down() is False
     assert probe.calls == 2
+
+
+async def test_a_server_that_restarted_during_the_rollout_runs_it_again() -> None:
+    """ng_run restarts a killed server within a second or two, often before the probe: the
+    server answers, but its start time is later than the failed rollout's beginning."""
+    time = SteppedTime()
+    answers = {"agent": 10.0, "model": 10.0}
+
+    async def probe() -> dict[str, float | None]:
+        return dict(answers)
+
+    breaker = ServerBreaker(probe, recheck_s=1.0, clock=time.clock, sleep=time.sleep)
+    assert await breaker.is_down(since=50.0) is False  # both started before the rollout
+    answers["model"] = 60.0  # the model was restarted at 60
+    time.now += 1.0
+    assert await breaker.is_down(since=50.0) is True  # began at 50: it failed by the restart
+    assert await breaker.is_down(since=61.0) is False  # began after the restart: its own
+    assert not breaker.is_open and breaker.pauses == 0  # nothing is down, nothing pauses
 
 
 async def test_a_down_server_pauses_until_it_answers_with_backoff() -> None:
@@ -95,21 +119,25 @@ async def test_the_health_probe_names_the_servers_that_do_not_answer() -> None:
     healthy = {"ok": True}
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
+    async def health() -> dict[str, Any]:
         if not healthy["ok"]:
             from fastapi import HTTPException
 
             raise HTTPException(503)
-        return {"status": "ok"}
+        return {"status": "ok", "uptime_seconds": 0.5}
 
     http = HttpClient(connect_timeout_s=2.0)
     try:
         async with serve_app(app) as url:
             with_refused = {"agent": url, "gone": "http://127.0.0.1:9"}  # port 9: nothing there
             probe = health_probe(http, with_refused, timeout_s=2.0)
-            assert await probe() == ["gone"]
+            before = monotonic()
+            answers = await probe()
+            assert answers["gone"] is None
+            agent_started = answers["agent"]
+            assert agent_started is not None and agent_started <= before  # up before the probe
             healthy["ok"] = False
-            assert await probe() == ["agent", "gone"]
+            assert await probe() == {"agent": None, "gone": None}
     finally:
         await http.close()
 
@@ -161,11 +189,11 @@ async def collect_with(
 async def test_rollouts_that_failed_while_the_model_was_down_are_run_again(tmp_path: Path) -> None:
     state = {"down": True, "calls": 0, "failed_calls": 0, "probes": 0}
 
-    async def probe() -> list[str]:
+    async def probe() -> dict[str, float | None]:
         state["probes"] += 1
         if state["probes"] == 4:  # the model is back at the watcher's third probe
             state["down"] = False
-        return ["model"] if state["down"] else []
+        return started(["model"] if state["down"] else [])
 
     breaker = ServerBreaker(probe, poll_min_s=0.01, poll_max_s=0.02)
     rows = await collect_with(tmp_path, state, breaker)
@@ -186,8 +214,8 @@ async def test_without_the_breaker_or_with_a_healthy_probe_failures_are_written(
 ) -> None:
     state = {"down": True, "calls": 0, "failed_calls": 0}
 
-    async def healthy() -> list[str]:
-        return []
+    async def healthy() -> dict[str, float | None]:
+        return started([])
 
     rows = await collect_with(tmp_path, state, ServerBreaker(healthy))
     assert [r["_ng_status"] for r in rows] == ["failed"] * 20
@@ -198,9 +226,9 @@ async def test_a_rollout_is_put_back_at_most_max_requeues_times(tmp_path: Path) 
     state = {"down": True, "calls": 0, "failed_calls": -1000}  # never comes back by itself
     probes = {"n": 0}
 
-    async def flapping() -> list[str]:
+    async def flapping() -> dict[str, float | None]:
         probes["n"] += 1
-        return ["model"] if probes["n"] % 2 else []  # down at each failure, up when watched
+        return started(["model"] if probes["n"] % 2 else [])  # down at failures, up when watched
 
     breaker = ServerBreaker(flapping, poll_min_s=0.001, recheck_s=0.0)
     rows = await collect_with(tmp_path, state, breaker)

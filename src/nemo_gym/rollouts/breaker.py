@@ -9,7 +9,10 @@ rest of the dataset as failed rows in seconds. ``collect`` (``collect.py``) asks
 failed rollout is put back in the queue instead of being written, every worker waits in
 :meth:`ServerBreaker.wait_closed` before taking a task, and one watcher probes with backoff until
 every server answers again. A failure while all servers are healthy is the rollout's own and is
-written as usual. A server that stays down longer than ``max_down_s`` ends the collection with
+written as usual, unless a server restarted after the rollout began (its ``/health`` uptime is
+shorter than the rollout): ``ng_run`` restarts a killed server on its kept-open socket within a
+second or two, often before the probe, and the rollout failed because of it, so it is run again
+too. A server that stays down longer than ``max_down_s`` ends the collection with
 :class:`ServersDown`; the rollouts not run are left for ``+resume=true``.
 
 The clock and the sleep are injectable so the unit tests step time instead of waiting.
@@ -27,8 +30,9 @@ from nemo_gym.server.http_client import NO_RETRY, HttpClient
 
 logger = logging.getLogger(__name__)
 
-Probe = Callable[[], Awaitable[list[str]]]
-"""Returns the names of the servers that do not answer (empty: all are up)."""
+Probe = Callable[[], Awaitable[Mapping[str, float | None]]]
+"""Each server's start time on the caller's ``time.monotonic`` clock; ``None`` when it does not
+answer (``-inf`` when it answers but says nothing of its start)."""
 
 
 class ServersDown(GymError):
@@ -66,6 +70,7 @@ class ServerBreaker:
         self._closed.set()
         self._lock = asyncio.Lock()
         self._last_healthy: float | None = None
+        self._started: Mapping[str, float | None] = {}
         self._gave_up: ServersDown | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.down: list[str] = []
@@ -82,22 +87,28 @@ class ServerBreaker:
         if self._gave_up is not None:
             raise self._gave_up
 
-    async def is_down(self) -> bool:
-        """After a failed rollout: is a server down (so the rollout should be run again)?"""
+    async def is_down(self, since: float | None = None) -> bool:
+        """After a failed rollout that began at ``since`` (``time.monotonic``): was a server
+        down, or has one restarted since (so the rollout should be run again)?"""
         if self.is_open:
             return True
         async with self._lock:
             if self.is_open:
                 return True
             now = self._clock()
-            if self._last_healthy is not None and now - self._last_healthy < self.recheck_s:
-                return False
-            down = await self._probe()
-            if not down:
-                self._last_healthy = self._clock()
-                return False
-            self._open(down)
-            return True
+            if self._last_healthy is None or now - self._last_healthy >= self.recheck_s:
+                started = await self._probe()
+                down = [name for name, at in started.items() if at is None]
+                if down:
+                    self._open(down)
+                    return True
+                self._last_healthy, self._started = self._clock(), started
+        if since is None:
+            return False
+        restarted = [n for n, at in self._started.items() if at is not None and at > since]
+        if restarted:
+            logger.warning("%s restarted during a rollout: it runs again", ", ".join(restarted))
+        return bool(restarted)
 
     def _open(self, down: list[str]) -> None:
         self.down = down
@@ -110,11 +121,12 @@ class ServerBreaker:
         delay = self.poll_min_s
         while True:
             await self._sleep(delay)
-            down = await self._probe()
+            started = await self._probe()
+            down = [name for name, at in started.items() if at is None]
             waited = self._clock() - opened_at
             if not down:
                 logger.warning("servers answering again after %.1f s: collection resumed", waited)
-                self._last_healthy = self._clock()
+                self._last_healthy, self._started = self._clock(), started
                 self.down = []
                 self._closed.set()
                 return
@@ -147,15 +159,22 @@ def health_probe(http: HttpClient, servers: Mapping[str, str], timeout_s: float 
     2 s deadline paused such a run for 18 s with nothing down); a false pause loses nothing.
     """
 
-    async def one(name: str, url: str) -> str | None:
+    async def one(url: str) -> float | None:
         try:
             resp = await http.request("GET", url + "/health", timeout_s=timeout_s, retry=NO_RETRY)
         except UpstreamError:
-            return name
-        return None if resp.ok else name
+            return None
+        if not resp.ok:
+            return None
+        # Started `uptime` before the answer left it (which is just before it arrived here): a
+        # restarting server that answers seconds after the probe was sent is still seen as new.
+        try:
+            return time.monotonic() - float(resp.json_sync()["uptime_seconds"])
+        except (ValueError, KeyError, TypeError):
+            return float("-inf")
 
-    async def probe() -> list[str]:
-        results = await asyncio.gather(*(one(n, u) for n, u in servers.items()))
-        return [name for name in results if name is not None]
+    async def probe() -> dict[str, float | None]:
+        results = await asyncio.gather(*(one(url) for url in servers.values()))
+        return dict(zip(servers, results, strict=True))
 
     return probe

@@ -161,13 +161,13 @@ async def collect(
     admission = Admission(parallel)
     requeued: dict[tuple[int, int], int] = {}
 
-    async def server_was_down(task: Task, row: dict[str, Any]) -> bool:
+    async def server_was_down(task: Task, row: dict[str, Any], began: float) -> bool:
         if breaker is None or row.get(STATUS_KEY) != "failed":
             return False
         failure = row.get(FAILURE_KEY)
         if isinstance(failure, dict) and failure.get("kind") == "invalid_input":
             return False
-        if requeued.get(task.key, 0) >= MAX_REQUEUES or not await breaker.is_down():
+        if requeued.get(task.key, 0) >= MAX_REQUEUES or not await breaker.is_down(began):
             return False
         requeued[task.key] = requeued.get(task.key, 0) + 1
         return True
@@ -183,10 +183,11 @@ async def collect(
             await admission.gate.enter()
             try:  # the slot is held until the verdict: a storm is probed once a tick
                 mark = admission.mark()
+                began = time.monotonic()
                 row, raw = await run_one(http, run_url(task), task, timeout_s)
                 # a server down is asked first: the governor's verdict takes a tick, by which
                 # time ng_run may have restarted the server
-                again = await server_was_down(task, row) or await admission.run_again(
+                again = await server_was_down(task, row, began) or await admission.run_again(
                     row, mark, task.key
                 )
             finally:
