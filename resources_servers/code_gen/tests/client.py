@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_gym.head.client import ServerClient
+from nemo_gym.authoring import ServerClient
 from resources_servers.code_gen.app import CodeGenConfig, CodeGenServer
 from resources_servers.code_gen.sandbox import Isolation, Sandbox, candidate_plans
 from tests.helpers import asgi_client, model_response
