@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
-import json
 import os
 import signal
 import socket
@@ -26,15 +25,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
+from nemo_gym.core.errors import UpstreamError
 from nemo_gym.ray_support.offload import import_ray
+from nemo_gym.server.client import get_sync, request_sync
 from nemo_gym.server.replicas import ReplicaInfo
 
 _PR_SET_PDEATHSIG = 1
@@ -129,10 +128,9 @@ class ReplicaServer:
                     f"{self.proc.returncode} during start-up (its log is above)"
                 )
             try:
-                with urllib.request.urlopen(f"{self.info.url}/health", timeout=2.0) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
+                if get_sync(f"{self.info.url}/health", timeout_s=2.0).status == 200:
+                    return
+            except UpstreamError:
                 pass
             if time.monotonic() > deadline:
                 self.proc.kill()
@@ -143,18 +141,19 @@ class ReplicaServer:
             time.sleep(0.05)
 
     def _register(self) -> bool:
-        request = urllib.request.Request(
-            f"{self.spec.head_url}/replicas",
-            data=json.dumps(self.info.model_dump()).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=5.0):
-                return True
-        except (urllib.error.URLError, OSError) as exc:
+            resp = request_sync(
+                "POST",
+                f"{self.spec.head_url}/replicas",
+                json=self.info.model_dump(mode="json"),
+                timeout_s=5.0,
+            )
+        except UpstreamError as exc:
             sys.stderr.write(f"could not register with the head server: {exc}\n")
             return False
+        if not resp.ok:
+            sys.stderr.write(f"the head server refused the registration: HTTP {resp.status}\n")
+        return resp.ok
 
     def _watch(self) -> None:
         """Exit this process when the server exits (Ray restarts the actor); re-register now

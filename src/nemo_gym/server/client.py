@@ -45,8 +45,10 @@ def head_url(config: Mapping[str, Any]) -> str:
     return f"http://{host}:{head.get('port') or 11000}"
 
 
-def get_sync(url: str, timeout_s: float = 10.0) -> HttpResponse:
-    """GET ``url`` once (no retry) from synchronous code, with the pooled client.
+def request_sync(
+    method: str, url: str, *, json: Any = None, timeout_s: float = 10.0
+) -> HttpResponse:
+    """Make one request (no retry) from synchronous code, with the pooled client.
 
     Works with or without an event loop running in this thread (with one, the call runs in a
     fresh loop on a helper thread).
@@ -55,19 +57,24 @@ def get_sync(url: str, timeout_s: float = 10.0) -> HttpResponse:
         UpstreamError: no connection, or no answer within ``timeout_s``.
     """
 
-    async def get() -> HttpResponse:
+    async def send() -> HttpResponse:
         http = HttpClient(timeout_s=timeout_s)
         try:
-            return await http.request("GET", url, retry=NO_RETRY)
+            return await http.request(method, url, json=json, retry=NO_RETRY)
         finally:
             await http.close()
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(get())
+        return asyncio.run(send())
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, get()).result()
+        return pool.submit(asyncio.run, send()).result()
+
+
+def get_sync(url: str, timeout_s: float = 10.0) -> HttpResponse:
+    """GET ``url`` once from synchronous code (see :func:`request_sync`)."""
+    return request_sync("GET", url, timeout_s=timeout_s)
 
 
 def fetch_global_config(head_server_url: str, timeout_s: float = 10.0) -> dict[str, Any]:
