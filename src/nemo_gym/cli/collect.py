@@ -236,11 +236,14 @@ def main() -> int:
         identify(task, plan.key, plan.retry.get(task.key, 0))
         if params.num_repeats_add_seed:
             add_seed(task)
+    # the rows wait as JSON until they run: parsed, they cost a few KB each for the whole run
+    packed = [task.packed() for task in tasks]
+    del rows, tasks
     writer = RowWriter(output_path)  # creates the output's folder
 
-    parallel = min(params.num_samples_in_parallel or DEFAULT_PARALLEL, max(1, len(tasks)))
+    parallel = min(params.num_samples_in_parallel or DEFAULT_PARALLEL, max(1, len(packed)))
     summary = summarise(plan.kept)
-    bar = tqdm(total=len(tasks), desc="Collecting rollouts", file=sys.stderr)
+    bar = tqdm(total=len(packed), desc="Collecting rollouts", file=sys.stderr)
     interrupted = False
 
     def tick() -> None:
@@ -259,8 +262,8 @@ def main() -> int:
         )
         try:
             await collect(
-                tasks,
-                run_url=lambda task: urls[task.row["agent_ref"]["name"]],
+                packed,
+                run_url=lambda task: urls[str(task.agent_name)],
                 writer=writer,
                 parallel=parallel,
                 timeout_s=params.rollout_timeout_s,
@@ -294,7 +297,7 @@ def main() -> int:
     if not interrupted:
         print(report_metrics(client, summary, output_path, params.agent_name).text())
     if interrupted:
-        missing = len(tasks) - (summary.total - len(plan.kept))
+        missing = len(packed) - (summary.total - len(plan.kept))
         if servers_down is not None:
             print(f"Stopped: {servers_down}. {missing} rollouts were not run.")
             return 4

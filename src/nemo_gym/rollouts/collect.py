@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.breaker import ServerBreaker
 from nemo_gym.rollouts.governor import Admission
-from nemo_gym.rollouts.inputs import Task
+from nemo_gym.rollouts.inputs import PackedTask, Task
 from nemo_gym.rollouts.output import RowWriter
 from nemo_gym.rollouts.records import RolloutFailure, failed_row, failure_info
 from nemo_gym.rollouts.row import (
@@ -57,7 +57,7 @@ RUN_RETRY = RetryPolicy(
 
 
 async def run_one(
-    http: HttpClient, run_url: str, task: Task, timeout_s: float
+    http: HttpClient, run_url: str, task: Task | PackedTask, timeout_s: float
 ) -> tuple[dict[str, Any], bytes | None]:
     """Run one rollout; always return its row (failed rows included).
 
@@ -72,7 +72,12 @@ async def run_one(
 
     try:
         resp = await http.request(
-            "POST", run_url, json=task.row, timeout_s=timeout_s, retry=RUN_RETRY
+            "POST",
+            run_url,
+            data=task.body,
+            headers={"Content-Type": "application/json"},
+            timeout_s=timeout_s,
+            retry=RUN_RETRY,
         )
     except UpstreamError as exc:
         return failed("timeout" if exc.kind == "timeout" else "agent_error", str(exc))
@@ -118,9 +123,9 @@ def _complete_foreign_row(row: dict[str, Any], started: float) -> None:
 
 
 async def collect(
-    tasks: list[Task],
+    tasks: Sequence[Task | PackedTask],
     *,
-    run_url: Callable[[Task], str],
+    run_url: Callable[[PackedTask], str],
     writer: RowWriter,
     parallel: int,
     timeout_s: float,
@@ -131,13 +136,15 @@ async def collect(
 ) -> None:
     """Run every task with at most ``parallel`` in flight, writing each row as it finishes.
 
-    ``run_url`` gives the ``/run`` URL of the agent a task goes to. With ``breaker``, failures
-    while a server is down pause the run and are run again (see the module docstring);
-    ``health_urls`` (the servers' ``/health``) turn the concurrency governor on.
+    ``run_url`` gives the ``/run`` URL of the agent a task goes to. Tasks wait packed
+    (``PackedTask``): pass them packed to keep their parsed rows out of memory altogether.
+    With ``breaker``, failures while a server is down pause the run and are run again (see
+    the module docstring); ``health_urls`` (the servers' ``/health``) turn the concurrency
+    governor on.
     """
-    queue: asyncio.Queue[Task] = asyncio.Queue()
+    queue: asyncio.Queue[PackedTask] = asyncio.Queue()
     for task in tasks:
-        queue.put_nowait(task)
+        queue.put_nowait(task if isinstance(task, PackedTask) else task.packed())
     files = open_files_budget(1.0)  # one connection per rollout in flight, plus a few files
     if parallel + 64 > files:
         logger.warning(
@@ -161,7 +168,7 @@ async def collect(
     admission = Admission(parallel)
     requeued: dict[tuple[int, int], int] = {}
 
-    async def server_was_down(task: Task, row: dict[str, Any], began: float) -> bool:
+    async def server_was_down(task: PackedTask, row: dict[str, Any], began: float) -> bool:
         if breaker is None or row.get(STATUS_KEY) != "failed":
             return False
         failure = row.get(FAILURE_KEY)

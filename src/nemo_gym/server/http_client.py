@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from nemo_gym.core import jsonbytes
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.server.retry_budget import RetryBudget, is_throttling, retry_after_s
 from nemo_gym.server.transport import AiohttpTransport, Transport
@@ -263,7 +264,7 @@ class HttpClient:
             UpstreamError: connection failure or timeout on the last attempt.
         """
         if json is not None:
-            data = orjson.dumps(json)
+            data = jsonbytes.dumps(json)  # the body waits for a slot and an answer
             headers = {"Content-Type": "application/json", **(headers or {})}
         if cookies:
             cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
