@@ -3,9 +3,10 @@
 Two raylets on 127.0.0.1 (``tests/ray/two_nodes.py``: Ray's ``cluster_utils.Cluster``, a head
 node with one CPU and a second node with two). The two collectors are placed one per node (a
 ``STRICT_SPREAD`` placement group), and the merged output holds exactly the rows of an unsharded
-run. Then the node running one collector dies mid-run: the driver names that shard, the
-collector's process is gone with its node, and the same command with ``+resume=true`` (now on
-one node, so the collectors are spread best-effort) completes the rows of the unsharded run.
+run; ``+ray_collector_resources`` keeps collectors on the nodes that offer them. Then the node
+running one collector dies mid-run: the driver names that shard, the collector's process is
+gone with its node, and the same command with ``+resume=true`` (now on one node, so the
+collectors are spread best-effort) completes the rows of the unsharded run.
 """
 
 from __future__ import annotations
@@ -125,6 +126,27 @@ def test_two_collectors_run_one_per_node_and_merge_the_unsharded_rows(
     expected, got = rows_of(tmp_path / "whole.jsonl"), rows_of(out)
     assert [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in got] == UNITS
     assert [stable(r) for r in got] == [stable(r) for r in expected]
+
+
+def test_collector_resources_keep_both_collectors_on_the_nodes_that_offer_them(
+    cluster: TwoNodes, head_port: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "ray.jsonl"
+    # only the CPU node offers cpu_node: one node for two collectors, so no one-per-node group
+    on_ray = _collect(
+        head_port,
+        _input(tmp_path, {}),
+        out,
+        "+ray_collectors=2",
+        "+ray_collector_resources={cpu_node:1}",
+        env=cluster.env,
+    )
+    assert on_ray.wait(180) == 0, on_ray.text
+    cpu = _node_ids(cluster)["cpu"]
+    assert _placed(on_ray.text) == {}
+    for shard in (0, 1):
+        assert f"Collector of shard {shard}: exit 0 on Ray node {cpu}" in on_ray.text
+    assert [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in rows_of(out)] == UNITS
 
 
 def test_a_collector_whose_node_dies_is_completed_by_resume(
