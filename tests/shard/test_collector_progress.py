@@ -34,6 +34,9 @@ def test_shard_lines_count_appends_and_recount_a_replaced_file(tmp_path: Path) -
     assert lines.total() is None
     write_record(second, Shard(1, 2), "key", 5, units[1::2])
     assert lines.total() == 5
+    # a shard's record written again (a collector starting) is read again
+    write_record(first, Shard(0, 2), "key", 3, units[0:1])
+    assert lines.total() == 1 + 2
 
 
 class FakeRay:

@@ -88,13 +88,13 @@ def _placed(text: str) -> dict[int, str]:
     return found
 
 
-def _collector_alive(out: Path, shard: int) -> bool:
-    """A collector process of ``shard`` of ``out`` is still running."""
+def _collector(out: Path, shard: int) -> psutil.Process | None:
+    """The running collector process of ``shard`` of ``out`` (None: there is none)."""
     for proc in psutil.process_iter(["cmdline"]):
         args = proc.info["cmdline"] or []
         if f"+output_jsonl_fpath={out}" in args and f"+shard_index={shard}" in args:
-            return True
-    return False
+            return proc
+    return None
 
 
 def test_two_collectors_run_one_per_node_and_merge_the_unsharded_rows(
@@ -181,7 +181,7 @@ def test_a_collector_whose_node_dies_is_completed_by_resume(
     assert f"the collectors of shard(s) [{victim}] did not finish" in on_ray.text
     assert "+resume=true to complete them" in on_ray.text
     # the collector's own process died with its node (it is a child of the node's Ray worker)
-    wait_for(lambda: not _collector_alive(out, victim), 30, "the dead node's collector to exit")
+    wait_for(lambda: _collector(out, victim) is None, 30, "the dead node's collector to exit")
     done_before = len(victim_file.read_text().splitlines())
     assert 2 <= done_before < 8
     assert not out.exists()

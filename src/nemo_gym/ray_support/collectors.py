@@ -5,9 +5,9 @@ the driver's other arguments) run in a subprocess by a Ray task, and reserves on
 custom resources of ``+ray_collector_resources``) on its node. Placement: when the cluster has
 at least N live nodes offering that, the collectors run one per node (a placement group with
 ``STRICT_SPREAD``; collector ``i`` in bundle ``i``); otherwise, or when the group cannot be
-placed within :data:`PLACE_TIMEOUT_S` (the nodes are busy), Ray's best-effort ``SPREAD``. The
-subprocess dies with the Ray worker that started it (``PR_SET_PDEATHSIG`` on Linux), so a dead
-node or a cancelled task leaves no collector running.
+placed within :data:`PLACE_TIMEOUT_S` (the nodes are busy), Ray's best-effort ``SPREAD``. Ray
+kills the child processes of a worker that exits or is killed, so a collector never outlives its
+task: a dead node or a cancelled run leaves no writer behind to race a resumed shard.
 
 The collectors write the shard files (``rollouts.sharding``), so the output's folder, the input
 file and the working directory must be at the same paths on every node (a shared filesystem),
@@ -25,7 +25,6 @@ Neighbours: ``offload`` (connecting, the workers' ``PYTHONPATH``), ``cli/merge.p
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -36,13 +35,13 @@ from nemo_gym.config.loader import CLI_SOURCE, LoadedConfig
 from nemo_gym.core.errors import ConfigError, GymError
 from nemo_gym.ray_support.offload import code_path, connect, import_ray, ray_address
 from nemo_gym.rollouts.output import manifest_path
-from nemo_gym.rollouts.sharding import read_record, shard_path
+from nemo_gym.rollouts.sharding import read_record, record_path, shard_path
 
 TAIL = 1500  # characters of a collector's output reported when it fails
 DRIVER_ONLY = {"ray_collectors", "ray_collector_resources", "num_shards", "shard_index", "resume"}
 POLL_S = 2.0  # seconds between two counts of the shard files' rows
 PLACE_TIMEOUT_S = 30.0  # seconds to wait for one-collector-per-node placement
-PR_SET_PDEATHSIG = 1
+COMMAND = "from nemo_gym.cli.collect import main; main()"
 
 
 def _key(arg: str) -> str:
@@ -60,27 +59,11 @@ def shard_argv(argv: Sequence[str], index: int, count: int, resume: bool) -> lis
     ]
 
 
-def collector_main(parent: int) -> None:
-    """The collector's subprocess: die with the worker ``parent``, then run the command."""
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the worker died before prctl took effect
-            os._exit(1)
-    from nemo_gym.cli.collect import main
-
-    main()
-
-
 def run_collector(args: list[str], cwd: str) -> dict[str, Any]:
     """On a Ray worker: run one collector; its exit code, output tail and node."""
     ray = import_ray()
-    command = (
-        f"from nemo_gym.ray_support.collectors import collector_main; collector_main({os.getpid()})"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", command, *args],
+        [sys.executable, "-c", COMMAND, *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -105,6 +88,7 @@ class ShardLines:
     def __init__(self, output: Path, count: int) -> None:
         self.files = [shard_path(output, i, count) for i in range(count)]
         self._seen: dict[Path, tuple[int, int, int]] = {}  # inode, bytes read, lines
+        self._units: dict[Path, tuple[int, int]] = {}  # record's mtime, units in it
 
     def _lines(self, path: Path) -> int:
         try:
@@ -130,11 +114,18 @@ class ShardLines:
         return sum(self._lines(path) for path in self.files)
 
     def total(self) -> int | None:
-        """Units of all shards, from their records (None until every shard wrote one)."""
-        try:
-            return sum(len(read_record(path).units) for path in self.files)
-        except ConfigError:
-            return None
+        """Units of all shards, from their records (None until every shard wrote one); a
+        record is read again only when it was replaced."""
+        total = 0
+        for path in self.files:
+            try:
+                stamp = record_path(path).stat().st_mtime_ns
+                if self._units.get(path, (None, 0))[0] != stamp:
+                    self._units[path] = (stamp, len(read_record(path).units))
+            except (FileNotFoundError, ConfigError):
+                return None
+            total += self._units[path][1]
+        return total
 
 
 def _placement(
