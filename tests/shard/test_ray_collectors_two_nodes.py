@@ -177,7 +177,7 @@ def test_a_collector_whose_node_dies_is_completed_by_resume(
     cluster.wait("KILLED", after=mark)
     assert on_ray.wait(180) == 1, on_ray.text
     assert f"Collector of shard {survivor}: exit 0 on Ray node {nodes['head']}" in on_ray.text
-    assert f"Collector of shard {victim}: exit None on Ray node None" in on_ray.text
+    assert f"Collector of shard {victim}: exit None on Ray node {nodes['cpu']}" in on_ray.text
     assert f"the collectors of shard(s) [{victim}] did not finish" in on_ray.text
     assert "+resume=true to complete them" in on_ray.text
     # the collector's own process died with its node (it is a child of the node's Ray worker)

@@ -142,23 +142,15 @@ def _placement(
     ]
     if count < 2 or len(eligible) < count:
         return None, spread, [None] * count
-    from ray.util.placement_group import (
-        placement_group,
-        placement_group_table,
-        remove_placement_group,
-    )
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    group = placement_group([dict(bundle)] * count, strategy="STRICT_SPREAD")
+    util = ray.util  # placement groups, loaded with ray itself
+    group = util.placement_group([dict(bundle)] * count, strategy="STRICT_SPREAD")
     ready, _ = ray.wait([group.ready()], timeout=PLACE_TIMEOUT_S)
     if not ready:
-        remove_placement_group(group)
+        util.remove_placement_group(group)
         return None, spread, [None] * count
-    nodes = placement_group_table(group)["bundles_to_node_id"]
-    options = [
-        {"scheduling_strategy": PlacementGroupSchedulingStrategy(group, index)}
-        for index in range(count)
-    ]
+    nodes = util.placement_group_table(group)["bundles_to_node_id"]
+    strategy = util.scheduling_strategies.PlacementGroupSchedulingStrategy
+    options = [{"scheduling_strategy": strategy(group, index)} for index in range(count)]
     return group, options, [nodes[i] for i in range(count)]
 
 
@@ -217,17 +209,16 @@ def run_collectors(
             for ref in ended:
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    result = {"code": None, "tail": str(exc)[-TAIL:], "node_id": None}
+                except ray.exceptions.RayError as exc:  # its worker or node died
+                    node = nodes[shard_of[ref]]  # where it was placed, if known
+                    result = {"code": None, "tail": str(exc)[-TAIL:], "node_id": node}
                 result["shard_index"] = shard_of[ref]
                 results[shard_of[ref]] = result
                 on_end(result)
             on_progress(lines.rows(), lines.total())
     finally:
         if group is not None:
-            from ray.util.placement_group import remove_placement_group
-
-            remove_placement_group(group)
+            ray.util.remove_placement_group(group)
     return [results[index] for index in range(count)]
 
 
