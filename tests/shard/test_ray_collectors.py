@@ -50,6 +50,11 @@ def test_ray_collectors_write_the_rows_of_an_unsharded_run(tmp_path: Path) -> No
         assert f"Collector of shard {index}: exit 0 on Ray node {node_id}" in on_ray.text
         assert len((tmp_path / f"ray.shard-{index}-of-2.jsonl").read_text().splitlines()) == 8
     assert "16 rows from 2 shards, every (row, repeat) once" in on_ray.text
+    # the progress bar's last state: every row of both shard files, of the 16 the shards hold
+    last = on_ray.text.split("Rows written by 2 collectors:")[-1].split("\n")[0]
+    assert "| 16/16 [" in last, on_ray.text
+    # one cluster node: no one-per-node placement, so no "placed on" line
+    assert "placed on Ray node" not in on_ray.text
     expected, got = rows_of(tmp_path / "whole.jsonl"), rows_of(tmp_path / "ray.jsonl")
     assert [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in got] == [
         (t, i) for t in range(8) for i in range(2)

@@ -112,8 +112,14 @@ class CollectParams(BaseModel):
     ray_collectors: int | None = Field(
         default=None,
         ge=1,
-        description="Run N shard collectors as Ray tasks spread over the cluster of "
-        "+ray_head_node_address (shared filesystem), then merge them into the output.",
+        description="Run N shard collectors as Ray tasks on the cluster of "
+        "+ray_head_node_address (shared filesystem), one per node when there are N nodes "
+        "that fit, then merge them into the output.",
+    )
+    ray_collector_resources: dict[str, float] | None = Field(
+        default=None,
+        description="Custom Ray resources each +ray_collectors collector reserves besides one "
+        "CPU, e.g. {cpu_node: 1} to keep them on the nodes that offer cpu_node.",
     )
 
     #: Later NeMo Gym's names for what Gym calls otherwise (see ``cli.params``).
@@ -158,9 +164,38 @@ def _on_ray(params: CollectParams, loaded: LoadedConfig, output: Path) -> int:
     count = params.ray_collectors or 1
     collectors.check_collectors(count, params.num_shards, params.shard_index)
     check_output_path(output)
-    results = collectors.run_collectors(count, output, sys.argv[1:], loaded, params.resume)
-    lines, error = collectors.report(results)
-    print("\n".join(lines))
+    bar = tqdm(desc=f"Rows written by {count} collectors", unit="rows", file=sys.stderr)
+
+    def started(index: int, node: str | None) -> None:
+        if node is not None:
+            bar.write(f"Collector of shard {index}: placed on Ray node {node}", file=sys.stdout)
+
+    def progress(rows: int, total: int | None) -> None:
+        if (rows, total or bar.total) != (bar.n, bar.total):  # a line per change, not per poll
+            bar.total = total or bar.total
+            bar.n = rows
+            bar.refresh()
+
+    def ended(result: dict[str, Any]) -> None:
+        bar.write(collectors.collector_line(result), file=sys.stdout)
+
+    try:
+        results = collectors.run_collectors(
+            count,
+            output,
+            sys.argv[1:],
+            loaded,
+            params.resume,
+            resources=params.ray_collector_resources,
+            on_start=started,
+            on_progress=progress,
+            on_end=ended,
+        )
+    finally:
+        bar.close()
+    tails, error = collectors.report(results)
+    if tails:
+        print("\n".join(tails))
     if error is not None:
         raise error
     return merge(output, None, loaded, aggregate=True)
