@@ -269,3 +269,29 @@ def test_local_model_settings_given_for_the_policy_are_kept_when_it_is_swapped_i
     assert section[2]["port"] == 8123
     assert section[2]["n_ctx"] == 4096
     assert section[2]["guided_tool_use"] is False
+
+
+def test_an_agent_pool_leaves_room_for_16384_inbound_rollouts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp's limit counts connections in use, not idle ones: an agent keeps up to its limit
+    open to the model server and as many idle to the resources server. With this container's
+    20,000 descriptors, both pools and 16,384 inbound rollouts must fit (an eighth each, 2 x
+    2,500, did not: 9,391 of 32,768 rows failed with "Too many open files")."""
+    import resource
+
+    limits = {"now": (1024, 20000)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
+    http = build_server(SimpleAgent, agent_context()).server_client.http
+    assert (http.limit, http.limit_per_host) == (1666, 1666)  # 20,000 // 12
+    assert 16384 + 2 * http.limit < 20000
+
+
+def test_nemo_gym_pool_keys_size_the_pool() -> None:
+    context = agent_context()
+    context.config.update(
+        global_aiohttp_connector_limit=300, global_aiohttp_connector_limit_per_host=100
+    )
+    http = build_server(SimpleAgent, context).server_client.http
+    assert (http.limit, http.limit_per_host) == (300, 100)

@@ -73,7 +73,8 @@ def open_files_budget(share: float = 0.125) -> int:
 
     A server holds one descriptor per connection in and out: an agent with 16,384 rollouts in
     flight has 16,384 inbound connections, so its outbound pool must leave room for them (with
-    the 20,000 descriptors of a common container limit, an eighth is 2,500).
+    the 20,000 descriptors of a common container limit, an eighth is 2,500; servers use a twelfth,
+    ``launch.build_server``).
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:

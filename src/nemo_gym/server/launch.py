@@ -183,9 +183,12 @@ def build_server(cls: type[SimpleServer], context: LaunchContext) -> SimpleServe
     )
     timeout = float(settings.get("request_timeout_s") or 900.0)
     # NeMo Gym's keys size the pool when set; by default it leaves most of the process's open
-    # files to its inbound connections (an agent serving 16,384 rollouts holds that many).
+    # files to its inbound connections (an agent serving 16,384 rollouts holds that many). A
+    # twelfth each: the pool's limit counts connections in use, not idle ones, so an agent
+    # holds up to this many to its model server and as many idle ones to its resources server
+    # (16,384 + 2 x 1,666 fit a 20,000-descriptor limit; an eighth ran out of descriptors).
     limit = int(context.config.get("global_aiohttp_connector_limit") or 0) or min(
-        4096, open_files_budget()
+        4096, open_files_budget(1 / 12)
     )
     per_host = int(context.config.get("global_aiohttp_connector_limit_per_host") or 0) or limit
     http = HttpClient(timeout_s=timeout, limit=limit, limit_per_host=per_host)
