@@ -1,5 +1,5 @@
-"""The benchmark harnesses behind ``bench/run_bench.py``, ``bench/scale_bench.py`` and
-``bench/local_model_bench.py``.
+"""The benchmark harnesses behind ``bench/run_bench.py``, ``bench/scale_bench.py``,
+``bench/ray_scale_bench.py`` and ``bench/local_model_bench.py``.
 
 - ``common``: paths, the bars, logging, the started processes' environment, small helpers;
 - ``sampling``: CPU-time readings and the RSS/PSS/USS sampler thread;
@@ -10,6 +10,8 @@
 - ``report``: medians over repetitions, the Markdown report, results.json, ``--merge``;
 - ``scale``: ``scale_bench.py``'s run of every in-flight level at one fake-model latency, with
   CPU per rollout by process kind;
+- ``ray_cluster``, ``ray_processes``, ``ray_scale``: ``ray_scale_bench.py``'s local Ray cluster
+  (in a process of its own), ng_run on it with which process is which, and its runs;
 - ``quiet``: waiting for a quiet machine, the thread that watches for builds and test runs
   during the measurement, and the CPU of other processes in a window;
 - ``local_model``, ``local_rollouts``, ``local_report``: ``local_model_bench.py``'s model server

@@ -105,9 +105,13 @@ def stop_process(proc: subprocess.Popen[Any], sig: int, deadline_s: float) -> in
 
 
 class NgRun:
-    """ng_run under test."""
+    """ng_run under test. ``startup_deadline_s`` and ``extra_env`` (variables ng_run gets on
+    top of the harness's own) are for subclasses: ng_run on a Ray cluster needs both."""
+
+    startup_deadline_s = 60.0
 
     def __init__(self, out: Path, fake_port: int, head_port: int) -> None:
+        self.extra_env: dict[str, str] = {}
         self.out = out
         self.fake_port = fake_port
         self.head_port = head_port
@@ -136,7 +140,7 @@ class NgRun:
             self.reported_at = time.perf_counter()
 
     def start(self, sampler: Sampler) -> dict[str, Any]:
-        env = child_env({"NEMO_GYM_LOG_LEVEL": "warning"})
+        env = child_env({"NEMO_GYM_LOG_LEVEL": "warning", **self.extra_env})
         url = f"http://127.0.0.1:{self.head_port}/server_instances"
         log_path = self.out / "ng_run.log"
         t0 = time.perf_counter()
@@ -151,7 +155,7 @@ class NgRun:
         )
         sampler.set_root("ng_run", self.proc.pid)
         LineReader(self.proc.stdout, log_path, self._on_line).start()
-        deadline = t0 + 60.0
+        deadline = t0 + self.startup_deadline_s
         healthy_at: float | None = None
         polls = 0
         while time.perf_counter() < deadline:
@@ -174,7 +178,9 @@ class NgRun:
                 pass
             time.sleep(0.02)
         if healthy_at is None:
-            raise RuntimeError(f"not all servers healthy within 60 s; see {log_path}")
+            raise RuntimeError(
+                f"not all servers healthy within {self.startup_deadline_s:.0f} s; see {log_path}"
+            )
         # the "All N servers healthy" line normally came already; give it a moment
         line_deadline = time.perf_counter() + 5
         while self.reported_s is None and time.perf_counter() < line_deadline:
