@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from .common import ROOT, child_env, log
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
@@ -95,9 +97,9 @@ class LocalRayCluster:
         tail = "\n    ".join(self.lines[-20:])
         raise RuntimeError(f"the Ray cluster did not print {prefix!r}; it printed:\n    {tail}")
 
-    def stop(self, timeout_s: float = 60.0) -> list[int]:
-        """Shut the cluster down; the pids of its session that were still alive after it exited
-        (killed now). Empty when Ray stopped every process of its own."""
+    def stop(self, timeout_s: float = 60.0) -> list[str]:
+        """Shut the cluster down; the processes of its session still alive after it exited
+        (``name[pid]``, killed now). Empty when Ray stopped every process of its own."""
         from nemo_gym.ray_support.cluster import kill_session, session_members
 
         if self.popen.poll() is None and self.popen.stdin is not None:
@@ -109,7 +111,7 @@ class LocalRayCluster:
                 log(f"the Ray cluster (pid {self.pid}) did not stop in {timeout_s:.0f}s; killing")
                 self.popen.kill()
                 self.popen.wait()
-        left = [p for p in session_members(self.pid) if p != self.pid]
+        left = [describe(p) for p in session_members(self.pid) if p != self.pid]
         kill_session(self.pid)
         for pipe in (self.popen.stdin, self.popen.stdout):
             if pipe is not None:
@@ -118,6 +120,14 @@ class LocalRayCluster:
                 except OSError:
                     pass
         return left
+
+
+def describe(pid: int) -> str:
+    """``name[pid]`` of a process (its pid alone once it is gone)."""
+    try:
+        return f"{psutil.Process(pid).name()}[{pid}]"
+    except psutil.Error:
+        return f"[{pid}]"
 
 
 def main() -> None:

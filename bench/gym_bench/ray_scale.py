@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .collection import run_collect, write_input
 from .common import free_port, log
 from .processes import start_fake, stop_process
@@ -74,6 +76,35 @@ def cpu_split(run: dict[str, Any]) -> dict[str, Any]:
             sum(v for k, v in by_kind.items() if k != "ray") * 1000 / rows, 3
         ),
     }
+
+
+def replica_processes(ngrun: RayNgRun) -> list[psutil.Process]:
+    """The replicas' workers and servers (taken before ng_run stops: a pid may be reused)."""
+    procs = []
+    for r in ngrun.replicas:
+        for key in ("actor_pid", "pid"):
+            try:
+                procs.append(psutil.Process(int(r[key])))
+            except psutil.Error:
+                pass
+    return procs
+
+
+def replicas_left(procs: list[psutil.Process], deadline_s: float = 15.0) -> list[str]:
+    """Those of ``procs`` still running ``deadline_s`` after ng_run stopped (``name[pid]``;
+    killed now). Stopping ng_run stops its placement processes, which stop their actors and
+    the servers the actors run."""
+    _, alive = psutil.wait_procs(procs, timeout=deadline_s)
+    left = []
+    for proc in alive:
+        try:
+            left.append(f"{proc.name()}[{proc.pid}]")
+            proc.kill()
+        except psutil.Error:
+            pass
+    if left:
+        log(f"replica processes still running {deadline_s:.0f}s after ng_run stopped: {left}")
+    return left
 
 
 def one_latency(
@@ -148,7 +179,9 @@ def one_latency(
     finally:
         if ngrun is not None:
             phase("shutdown")
+            procs = replica_processes(ngrun)
             result["shutdown"] = ngrun.stop()
+            result["shutdown"]["replica_processes_left"] = replicas_left(procs)
         if fake is not None:
             stop_process(fake, signal.SIGTERM, 5.0)
         gym.stop()
