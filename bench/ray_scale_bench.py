@@ -23,8 +23,9 @@ own processes; CPU milliseconds per rollout of each process kind (collector, age
 model, head, ng_run, ray), the placed kinds split into placement process / Ray worker / server;
 each replica server's share of its kind's server CPU; the cores other processes took. The cluster
 is shut down after each configuration and any process of it left is killed and reported.
-``--report a.json`` re-prints earlier results. The harness is ``gym_bench/ray_scale.py``; results
-go to ``<out>/ray_scale_results.json`` and a Markdown table on stdout.
+``--report a.json [b.json ...]`` re-prints a's tables, with the rollouts/s of the same rows in
+b... in brackets. The harness is ``gym_bench/ray_scale.py``; results go to
+``<out>/ray_scale_results.json`` and a Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -58,8 +59,22 @@ def _mb(memory: dict[str, Any]) -> str:
     return f"{rss:.0f} ({pss:.0f})" if rss is not None and pss is not None else "-"
 
 
-def report(configs: list[dict[str, Any]]) -> str:
-    """The Markdown tables of every configuration, latency and level."""
+def _rates(others: list[list[dict[str, Any]]], cfg: dict[str, Any], lat: Any, level: str) -> str:
+    """The rollouts/s of the same row in other runs, as `` [a, b]`` (empty without any)."""
+    found = []
+    for configs in others:
+        for c in configs:
+            if (c["nodes"], c["replicas"]) != (cfg["nodes"], cfg["replicas"]):
+                continue
+            for other in c["latencies"]:
+                if other["latency_s"] == lat and level in other["levels"]:
+                    found.append(str(other["levels"][level]["rollouts_per_s_excl_startup"]))
+    return f" [{', '.join(found)}]" if found else ""
+
+
+def report(configs: list[dict[str, Any]], earlier: list[list[dict[str, Any]]] | None = None) -> str:
+    """The Markdown tables of every configuration, latency and level; with ``earlier`` (other
+    runs' configs), each row's rollouts/s in those runs in brackets."""
     lines = [
         "| nodes | replicas | fake latency | in flight | rows | rollouts/s | p50 / p99 s "
         "| failed | peak RSS (PSS) MB: Gym with Ray workers / Ray system | CPU ms/rollout: "
@@ -87,7 +102,8 @@ def report(configs: list[dict[str, Any]]) -> str:
                 others = run["other_processes_cpu_s"] / run["wall_s"] if run["wall_s"] else None
                 head = f"| {cfg['nodes']} | {cfg['replicas']} | {lat['latency_s']} s | {level} "
                 lines.append(
-                    f"{head}| {run['rows']} | **{run['rollouts_per_s_excl_startup']}** "
+                    f"{head}| {run['rows']} | **{run['rollouts_per_s_excl_startup']}**"
+                    f"{_rates(earlier or [], cfg, lat['latency_s'], level)} "
                     f"| {run['elapsed_p50_s']} / {run['elapsed_p99_s']} | {failed}{kinds} "
                     f"| {_mb(run['memory'])} / {_mb(run['ray_memory'])} | {cpu} "
                     f"| {run['gym_cpu_ms_per_rollout']} | {_shares(run)} "
@@ -114,10 +130,16 @@ def main() -> int:
     ap.add_argument("--min-rows", type=int, default=2000, help="fewest rows at 0 s latency")
     ap.add_argument("--deadline-s", type=float, default=900.0, help="per collection")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "ray_scale"))
-    ap.add_argument("--report", metavar="RESULTS_JSON", help="run nothing: re-print a results file")
+    ap.add_argument(
+        "--report",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="run nothing: print the first results file, with the rollouts/s of the others",
+    )
     args = ap.parse_args()
     if args.report:
-        print(report(json.loads(Path(args.report).read_text())["configs"]))
+        runs = [json.loads(Path(f).read_text())["configs"] for f in args.report]
+        print(report(runs[0], runs[1:]))
         return 0
     args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
