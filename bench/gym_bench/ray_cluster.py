@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -31,9 +32,9 @@ from .common import ROOT, child_env, log
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 #: Logical CPUs and custom resources per node; replicas ask for {num_cpus: 1, cpu_node: 1}.
-CPU_NODE = {"num_cpus": 4, "resources": {"cpu_node": 4}}
-MODEL_NODE = {"num_cpus": 1, "resources": {"model_node": 1}}
-ONE_NODE = {"num_cpus": 5, "resources": {"model_node": 1, "cpu_node": 4}}
+CPU_NODE: dict[str, Any] = {"num_cpus": 4, "resources": {"cpu_node": 4}}
+MODEL_NODE: dict[str, Any] = {"num_cpus": 1, "resources": {"model_node": 1}}
+ONE_NODE: dict[str, Any] = {"num_cpus": 5, "resources": {"model_node": 1, "cpu_node": 4}}
 
 
 class LocalRayCluster:
@@ -138,6 +139,7 @@ def main() -> None:
 
     from ray.cluster_utils import Cluster
 
+    cluster: Any
     head = ONE_NODE if nodes == 1 else MODEL_NODE
     cluster = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
     added = [cluster.add_node(**CPU_NODE)] if nodes == 2 else []
