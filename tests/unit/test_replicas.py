@@ -6,17 +6,20 @@ registered through its ``POST /replicas``, as replica actors do.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Response
 
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.head.app import create_head_app
+from nemo_gym.server.base import create_app
 from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.replicas import ReplicaSet
-from tests.helpers import serve_app
+from tests.helpers import InProcess, serve_app
 
 
 def _config(head_port: int) -> dict[str, Any]:
@@ -125,3 +128,50 @@ async def test_no_registered_replica_is_a_clear_error() -> None:
                     pass
         finally:
             await http.close()
+
+
+async def test_the_instance_table_is_not_all_healthy_while_a_replica_is_still_starting() -> None:
+    """``/server_instances`` during start-up: an instance with 1 of its 2 replicas registered
+    shows that replica and its placement process, whose ``/health`` says 503 until both are up
+    (found by ``bench/ray_scale_bench.py``: the table read all healthy before ng_run did)."""
+    setup = InProcess()
+    replica_app = create_app("agent", role="responses_api_agents")
+    placement = FastAPI()
+    ready = {"now": False}
+
+    @placement.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200 if ready["now"] else 503)
+
+    placement_url = setup.add("agent", "responses_api_agents", placement)
+    setup.add("agent-0", "responses_api_agents", replica_app)
+    setup.add("agent-1", "responses_api_agents", replica_app)
+    row = {
+        "name": "agent",
+        "process_name": "agent",
+        "server_type": "responses_api_agents",
+        "implementation": "simple_agent",
+        "host": "agent.in-process",
+        "port": 8000,
+        "url": placement_url,
+        "pid": os.getpid(),
+        "start_time": time.time(),
+    }
+    head = create_head_app(_config(8000), [row], http=setup.client.http)
+    setup.add("head", "head_server", head)
+
+    def replica(i: int) -> dict[str, Any]:
+        return {**_info("agent", i, 8000), "url": f"http://agent-{i}.in-process:8000"}
+
+    async with setup.http() as http:
+
+        async def table() -> list[tuple[int | None, str]]:
+            rows = (await http.get("http://head.in-process:8000/server_instances")).json()
+            return [(r["replica"], r["status"]) for r in rows]
+
+        assert await table() == [(None, "unhealthy (HTTP 503)")]
+        assert (await http.post("http://head.in-process:8000/replicas", json=replica(0))).is_success
+        assert await table() == [(0, "healthy"), (None, "unhealthy (HTTP 503)")]
+        ready["now"] = True  # the placement process saw both replicas up; the second registered
+        assert (await http.post("http://head.in-process:8000/replicas", json=replica(1))).is_success
+        assert await table() == [(0, "healthy"), (1, "healthy")]

@@ -8,7 +8,9 @@ gives it the redacted config only. It probes the servers with the pooled client
 cluster register with ``POST /replicas`` (again after a restart: the newest registration of a
 replica wins); ``GET /replicas?instance=...`` lists them for ``server.replicas``, and
 ``/server_instances`` shows one row per replica, with its node, instead of the instance's
-placement process.
+placement process; while fewer replicas than ``num_replicas`` have registered (start-up), the
+placement process's row is shown too, and its ``/health`` answers 503 until every replica is
+up, so the table does not read all healthy before ``ng_run`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from nemo_gym.config.instances import instance_section
+from nemo_gym.config.placement import is_placed, placement_of
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.server.base import create_app
 from nemo_gym.server.http_client import NO_RETRY, HttpClient
@@ -62,6 +66,13 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def _replicas_wanted(config: dict[str, Any], name: str) -> int:
+    """``num_replicas`` of a placed instance; 0 for one that runs as ng_run's own process."""
+    section = instance_section(config, name) if is_placed(config, name) else None
+    placement = placement_of(section[2]) if section is not None else None
+    return placement.num_replicas if placement is not None else 0
+
+
 def create_head_app(
     redacted_config: dict[str, Any],
     instances: list[dict[str, Any]],
@@ -76,6 +87,7 @@ def create_head_app(
     http = http or HttpClient(timeout_s=2.0)
     app = create_app("head_server", role="head_server", on_shutdown=http.close, sessions=False)
     replicas: dict[tuple[str, int], ReplicaInfo] = {}
+    wanted = {row.name: _replicas_wanted(redacted_config, row.name) for row in rows}
 
     async def probe(row: ServerInstanceInfo) -> ServerInstanceInfo:
         status = "exited"
@@ -109,7 +121,9 @@ def create_head_app(
             reps = sorted(
                 (r for r in replicas.values() if r.instance == row.name), key=lambda r: r.replica
             )
-            out += [replica_row(row, r) for r in reps] if reps else [row]
+            out += [replica_row(row, r) for r in reps]
+            if len(reps) < max(wanted[row.name], 1):  # not placed, or replicas still starting
+                out.append(row)
         return out
 
     @app.get("/server_instances")
