@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,7 +104,14 @@ class TwoNodes:
                 self.popen.wait(60)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-        left = [p for p in session_members(self.popen.pid) if p != self.popen.pid]
+        # Ray's idle workers exit shortly after their raylet (cluster_utils does not wait for
+        # them): the session must empty within a deadline; whatever is still there is reported.
+        deadline = time.monotonic() + 20.0
+        while True:
+            left = [p for p in session_members(self.popen.pid) if p != self.popen.pid]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         kill_session(self.popen.pid)
         for pipe in (self.popen.stdin, self.popen.stdout):
             if pipe is not None:

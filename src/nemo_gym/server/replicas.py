@@ -36,6 +36,10 @@ from nemo_gym.server.sessions import SESSION_COOKIE, SESSION_HEADER
 MAX_PINNED_SESSIONS = 200_000
 
 
+#: Seconds a replica whose connection failed is passed over by new rollouts.
+REFUSED_HOLD_S = 30.0
+
+
 class ReplicaInfo(BaseModel):
     """One replica of an instance, as it registers with the head server."""
 
@@ -54,9 +58,7 @@ class ReplicaInfo(BaseModel):
 _TABLE = TypeAdapter(list[ReplicaInfo])
 
 
-def session_of(
-    headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None
-) -> str | None:
+def session_of(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None) -> str | None:
     """The rollout's session id a call carries, if any."""
     for key, value in (headers or {}).items():
         if key.lower() == SESSION_HEADER:
@@ -73,9 +75,7 @@ class ReplicaSet:
         refresh_s: how long a table is used before it is read again.
     """
 
-    def __init__(
-        self, config: Mapping[str, Any], http: HttpClient, refresh_s: float = 2.0
-    ) -> None:
+    def __init__(self, config: Mapping[str, Any], http: HttpClient, refresh_s: float = 2.0) -> None:
         self._config = config
         self._http = http
         self._refresh_s = refresh_s
@@ -87,6 +87,9 @@ class ReplicaSet:
         self._served: collections.Counter[str] = collections.Counter()
         self._pinned: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
         self._placed: dict[str, bool] = {}  # the config does not change: asked once per name
+        # replicas that failed a connection lately: passed over while others answer (the head
+        # may list a dead replica until Ray has started its successor)
+        self._refused: dict[str, float] = {}
 
     def placed(self, name: str) -> bool:
         """Whether ``name`` runs as replicas (else callers use its configured address)."""
@@ -149,6 +152,10 @@ class ReplicaSet:
             raise UpstreamError(
                 f"no replica of {name!r} is registered with the head server", kind="connection"
             )
+        now = time.monotonic()
+        urls = [
+            u for u in urls if now - self._refused.get(u, -REFUSED_HOLD_S) >= REFUSED_HOLD_S
+        ] or urls
         url = min(urls, key=lambda u: (self._in_flight[u], self._served[u]))
         if sticky:
             self._pinned[key] = url
@@ -175,6 +182,7 @@ class ReplicaSet:
         except UpstreamError as exc:
             if exc.kind == "connection":  # read the table again before the next pick
                 self._tables.pop(name, None)
+                self._refused[url] = time.monotonic()
             raise
         finally:
             self._in_flight[url] -= 1
