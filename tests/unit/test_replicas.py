@@ -175,3 +175,25 @@ async def test_the_instance_table_is_not_all_healthy_while_a_replica_is_still_st
         ready["now"] = True  # the placement process saw both replicas up; the second registered
         assert (await http.post("http://head.in-process:8000/replicas", json=replica(1))).is_success
         assert await table() == [(0, "healthy"), (1, "healthy")]
+
+
+async def test_new_rollouts_pass_over_a_replica_that_refused_while_the_head_still_lists_it() -> (
+    None
+):
+    async with serve_app(create_head_app({}, [])) as head:
+        port = int(head.rsplit(":", 1)[1])
+        await _register(head, _info("env", 0, 9001), _info("env", 1, 9002))
+        http = HttpClient()
+        replicas = ReplicaSet(_config(port), http, refresh_s=60.0)
+        try:
+            with pytest.raises(UpstreamError):
+                async with replicas.lease("env", {"X-Gym-Session": "a"}) as url:
+                    assert url == "http://127.0.0.1:9001"
+                    raise UpstreamError("connection refused", kind="connection")
+            # the head still lists 9001 (Ray has not restarted it yet): every new rollout,
+            # however few calls 9001 has in flight, goes to 9002
+            for session in "bcd":
+                async with replicas.lease("env", {"X-Gym-Session": session}) as url:
+                    assert url == "http://127.0.0.1:9002"
+        finally:
+            await http.close()

@@ -152,10 +152,10 @@ class ReplicaSet:
             raise UpstreamError(
                 f"no replica of {name!r} is registered with the head server", kind="connection"
             )
-        now = time.monotonic()
-        urls = [
-            u for u in urls if now - self._refused.get(u, -REFUSED_HOLD_S) >= REFUSED_HOLD_S
-        ] or urls
+        if self._refused:  # rarely: only after a replica failed a connection
+            now = time.monotonic()
+            self._refused = {u: t for u, t in self._refused.items() if now - t < REFUSED_HOLD_S}
+            urls = [u for u in urls if u not in self._refused] or urls
         url = min(urls, key=lambda u: (self._in_flight[u], self._served[u]))
         if sticky:
             self._pinned[key] = url
