@@ -123,6 +123,19 @@ async def test_baseline_statistics_match_hand_computation() -> None:
     }
 
 
+async def test_every_task_shares_the_same_metric_name_strings() -> None:
+    # 16,384 tasks each made their own copy of some twenty "<stat>/<field>" strings (48 MB)
+    result = await aggregate_metrics(verify_responses())
+    first, second = result.group_level_metrics
+    assert list(first) == list(second)
+    shared = [a for a, b in zip(first, second, strict=True) if a is b]
+    assert shared == list(first)
+    agent_keys = {k: k for k in result.agent_metrics}
+    assert all(agent_keys[k] is k for k in first if "/" in k)
+    # built without validation, it still serialises as the model says
+    assert type(result).model_validate(result.model_dump()) == result
+
+
 async def test_a_resources_servers_hooks_answer_its_route() -> None:
     server = math_server()
     rows = verify_responses()

@@ -94,8 +94,21 @@ def numeric_fields(row: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def describe(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """``<stat>/<field>`` for every numeric field of ``rows`` (each over the rows that have it)."""
+def _stat_key(stat: str, field: str, names: dict[tuple[str, str], str]) -> str:
+    """``<stat>/<field>``, one string object per name for all tasks (16,384 tasks made as many
+    copies of each of some twenty names)."""
+    key = names.get((stat, field))
+    if key is None:
+        key = names[(stat, field)] = f"{stat}/{field}"
+    return key
+
+
+def describe(
+    rows: Sequence[Mapping[str, Any]], names: dict[tuple[str, str], str] | None = None
+) -> dict[str, float]:
+    """``<stat>/<field>`` for every numeric field of ``rows`` (each over the rows that have it);
+    ``names`` shares the key strings between calls."""
+    names = {} if names is None else names
     columns: dict[str, list[float]] = {}
     for row in rows:
         for key, value in numeric_fields(row).items():
@@ -104,16 +117,17 @@ def describe(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     for stat in STATS:
         for key in sorted(columns):
             values = columns[key]
+            name = _stat_key(stat, key, names)
             if stat == "mean":
-                out[f"mean/{key}"] = math.fsum(values) / len(values)
+                out[name] = math.fsum(values) / len(values)
             elif stat == "max":
-                out[f"max/{key}"] = max(values)
+                out[name] = max(values)
             elif stat == "min":
-                out[f"min/{key}"] = min(values)
+                out[name] = min(values)
             elif stat == "median":
-                out[f"median/{key}"] = statistics.median(values)
+                out[name] = statistics.median(values)
             else:
-                out[f"std/{key}"] = statistics.stdev(values) if len(values) > 1 else 0.0
+                out[name] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
 
 
@@ -150,11 +164,12 @@ async def aggregate_metrics(
     if not verify_responses:
         return AggregateMetrics()
     order, tasks = group_by_task(verify_responses)
+    names: dict[tuple[str, str], str] = {}
     groups: list[dict[str, Any]] = [
-        {TASK_INDEX_KEY: index, **describe(rows), "num_rollouts": len(rows)}
+        {TASK_INDEX_KEY: index, **describe(rows, names), "num_rollouts": len(rows)}
         for index, rows in zip(order, tasks, strict=True)
     ]
-    agent_metrics: dict[str, Any] = describe(verify_responses)
+    agent_metrics: dict[str, Any] = describe(verify_responses, names)
     if compute_metrics is not None:
         custom = dict(await _call(compute_metrics, tasks, "compute_metrics"))
         per_task = custom.pop(PER_TASK_KEY, None)
@@ -165,7 +180,9 @@ async def aggregate_metrics(
         key_metrics = await _call(get_key_metrics, agent_metrics, "get_key_metrics")
     else:
         key_metrics = {k: v for k, v in agent_metrics.items() if k.startswith("mean/")}
-    return AggregateMetrics(
+    # Built, not validated: every part is a dict made here or checked by _call (validation
+    # would copy 16,384 per-task dicts to answer them).
+    return AggregateMetrics.model_construct(
         group_level_metrics=groups, agent_metrics=agent_metrics, key_metrics=key_metrics
     )
 

@@ -14,6 +14,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from nemo_gym.core import jsonbytes
+
 
 async def validated_json(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     """Parse the body and validate it against ``model``; return the parsed dict.
@@ -23,7 +25,7 @@ async def validated_json(request: Request, model: type[BaseModel]) -> dict[str, 
             ``model`` (answered as 422 naming the fields by Gym's error handler).
     """
     try:
-        data = orjson.loads(await request.body())
+        data = jsonbytes.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]

@@ -128,11 +128,11 @@ class HttpResponse:
         return BodyReader(self.body)
 
     def json_sync(self) -> Any:
-        return orjson.loads(self.body)
+        return jsonbytes.loads(self.body)
 
     async def json(self) -> Any:
         """Parse the body as JSON (async for compatibility with aiohttp's response)."""
-        return orjson.loads(self.body)
+        return jsonbytes.loads(self.body)
 
     async def read(self) -> bytes:
         return self.body

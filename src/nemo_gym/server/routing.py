@@ -20,13 +20,14 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nemo_gym.core import jsonbytes
 
 #: A rollout may address a server under ``/ng-rollout/<rollout id>[/training-token-capture]``
 #: (NeMo Gym's per-rollout model URLs); the prefix is removed before routing.
@@ -95,12 +96,13 @@ def _fast_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class OrjsonRequest(Request):
-    """A request whose JSON body is parsed by orjson (``orjson.JSONDecodeError`` is a
-    ``json.JSONDecodeError``, so FastAPI's invalid-JSON answer is unchanged)."""
+    """A request whose JSON body is parsed by ``jsonbytes.loads`` (orjson, in bounded memory for
+    large bodies; its ``orjson.JSONDecodeError`` is a ``json.JSONDecodeError``, so FastAPI's
+    invalid-JSON answer is unchanged)."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
+            self._json = jsonbytes.loads(await self.body())
         return self._json
 
 
