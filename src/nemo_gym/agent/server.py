@@ -1,10 +1,12 @@
 """``SimpleResponsesAPIAgent``: the base of an agent server.
 
 Routes: ``POST /v1/responses`` (one full multi-step trajectory for the given create params),
-``POST /run`` (one rollout: seed the session, run the trajectory, verify, return the row) and
-``POST /aggregate_metrics`` (metrics over a run's scored rollouts: by default from this agent's
-own ``compute_metrics`` / ``get_key_metrics`` hooks, see ``nemo_gym.rollouts.aggregate``; an
-agent with a resources server forwards it there, as ``simple_agent`` does).
+``POST /run`` (one rollout: seed the session, run the trajectory, verify, return the row),
+``POST /run_batch`` (many ``/run`` rows over one connection, each answer streamed as it ends;
+``server.run_batch``) and ``POST /aggregate_metrics`` (metrics over a run's scored rollouts: by
+default from this agent's own ``compute_metrics`` / ``get_key_metrics`` hooks, see
+``nemo_gym.rollouts.aggregate``; an agent with a resources server forwards it there, as
+``simple_agent`` does).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any, ClassVar
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
+from starlette.routing import Route
 
 from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.resources.schemas import BaseVerifyResponse
 from nemo_gym.rollouts.aggregate import MetricsHooks
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
+from nemo_gym.server.run_batch import RUN_BATCH_PATH, RunBatchEndpoint
 
 
 class BaseResponsesAPIAgentConfig(BaseServerConfig):
@@ -43,10 +47,12 @@ class SimpleResponsesAPIAgent(MetricsHooks, SimpleServer):
     config: BaseResponsesAPIAgentConfig
 
     def setup_webserver(self) -> FastAPI:
-        """The app with ``/v1/responses``, ``/run`` and ``/aggregate_metrics``."""
+        """The app with ``/v1/responses``, ``/run``, ``/run_batch`` (many ``/run`` rows on one
+        connection, see ``server.run_batch``) and ``/aggregate_metrics``."""
         app = self.create_app()
         add_post_route(app, "/v1/responses", self.responses)
         add_post_route(app, "/run", self.run)
+        app.router.routes.append(Route(RUN_BATCH_PATH, RunBatchEndpoint(app), methods=["POST"]))
         add_post_route(app, "/aggregate_metrics", self.aggregate_metrics)
         return app
 

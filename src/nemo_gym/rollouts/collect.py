@@ -2,7 +2,8 @@
 
 ``collect`` keeps ``parallel`` rollouts in flight (a fixed pool of workers pulling from a queue,
 so ten thousand rows never become ten thousand pending coroutines), posts each row to the
-agent's ``/run``, and appends the row it gets back. Anything that goes wrong becomes a failed
+agent's ``/run`` (or, with other rows, in one of its ``/run_batch`` streams: ``batching``),
+and appends the row it gets back. Anything that goes wrong becomes a failed
 row: an agent that answers an error status, times out or cannot be reached is recorded with
 ``_ng_status: "failed"`` and a ``_ng_failure`` kind, never dropped or scored 0.
 
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
+from nemo_gym.rollouts.batching import RunBatcher
 from nemo_gym.rollouts.breaker import ServerBreaker
 from nemo_gym.rollouts.governor import Admission
 from nemo_gym.rollouts.inputs import PackedTask, Task
@@ -57,9 +59,14 @@ RUN_RETRY = RetryPolicy(
 
 
 async def run_one(
-    http: HttpClient, run_url: str, task: Task | PackedTask, timeout_s: float
+    http: HttpClient,
+    run_url: str,
+    task: Task | PackedTask,
+    timeout_s: float,
+    batcher: RunBatcher | None = None,
 ) -> tuple[dict[str, Any], bytes | None]:
-    """Run one rollout; always return its row (failed rows included).
+    """Run one rollout; always return its row (failed rows included). With ``batcher``, the
+    row goes in a ``/run_batch`` stream when the agent has one.
 
     Returns:
         The row, and the agent's body when it can be written to the output as it is (a Gym
@@ -71,14 +78,16 @@ async def run_one(
         return failed_row(task.row, RolloutFailure(kind, message), started), None
 
     try:
-        resp = await http.request(
-            "POST",
-            run_url,
-            data=task.body,
-            headers={"Content-Type": "application/json"},
-            timeout_s=timeout_s,
-            retry=RUN_RETRY,
-        )
+        resp = await batcher.run(run_url, task.body) if batcher is not None else None
+        if resp is None:
+            resp = await http.request(
+                "POST",
+                run_url,
+                data=task.body,
+                headers={"Content-Type": "application/json"},
+                timeout_s=timeout_s,
+                retry=RUN_RETRY,
+            )
     except UpstreamError as exc:
         return failed("timeout" if exc.kind == "timeout" else "agent_error", str(exc))
     if not resp.ok:
@@ -133,8 +142,13 @@ async def collect(
     on_done: Callable[[], None],
     breaker: ServerBreaker | None = None,
     health_urls: list[str] | None = None,
+    run_batch: bool = True,
 ) -> None:
     """Run every task with at most ``parallel`` in flight, writing each row as it finishes.
+
+    With ``run_batch`` (the default) rows go to agents that have ``/run_batch`` in shared
+    streams (``batching``), so thousands in flight need few connections; without it, or for an
+    agent without the route, every row is one ``/run`` request and connection.
 
     ``run_url`` gives the ``/run`` URL of the agent a task goes to. Tasks wait packed
     (``PackedTask``): pass them packed to keep their parsed rows out of memory altogether.
@@ -145,26 +159,28 @@ async def collect(
     queue: asyncio.Queue[PackedTask] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task if isinstance(task, PackedTask) else task.packed())
-    files = open_files_budget(1.0)  # one connection per rollout in flight, plus a few files
-    if parallel + 64 > files:
+    files = open_files_budget(1.0)
+    connections = max(1, min(parallel, files - 64))  # a few files stay for the output
+    if connections < parallel and not run_batch:
         logger.warning(
             "%d rollouts in flight need as many open connections, but this process may open "
             "%d files (ulimit -n); %d will be in flight",
             parallel,
             files,
-            files - 64,
+            connections,
         )
-        parallel = max(1, files - 64)
+        parallel = connections
     http = HttpClient(
         timeout_s=timeout_s,
         connect_timeout_s=RUN_CONNECT_TIMEOUT_S,
-        limit=parallel + 8,
-        limit_per_host=parallel + 8,
+        limit=connections + 8,
+        limit_per_host=connections + 8,
         # Every /run may use its retries: they are only for connections never made, bounded
         # by RUN_RETRY's attempts (a window-wide budget failed thousands of rows whose
         # handshakes were dropped together when 16,384 rollouts started at once).
         budget=RetryBudget(ratio=float(RUN_RETRY.max_attempts - 1)),
     )
+    batcher = RunBatcher(http, timeout_s, RUN_CONNECT_TIMEOUT_S) if run_batch else None
     admission = Admission(parallel)
     requeued: dict[tuple[int, int], int] = {}
 
@@ -191,7 +207,7 @@ async def collect(
             try:  # the slot is held until the verdict: a storm is probed once a tick
                 mark = admission.mark()
                 began = time.monotonic()
-                row, raw = await run_one(http, run_url(task), task, timeout_s)
+                row, raw = await run_one(http, run_url(task), task, timeout_s, batcher)
                 # a server down is asked first: the governor's verdict takes a tick, by which
                 # time ng_run may have restarted the server
                 again = await server_was_down(task, row, began) or await admission.run_again(
@@ -216,6 +232,9 @@ async def collect(
             watcher.cancel()
         if breaker is not None:
             await breaker.close()
+        if batcher is not None:
+            await batcher.close()
+            logger.info("%d /run_batch streams carried the rows", batcher.streams_opened)
         await http.close()
     if admission.requeued:
         logger.warning(
