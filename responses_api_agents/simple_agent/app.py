@@ -101,6 +101,25 @@ class SimpleAgent(SimpleResponsesAPIAgent):
         out = finished_row(row, verified, trajectory.stop, trajectory.steps, started)
         return JSONResponseBytes(orjson.dumps(out))
 
+    async def aggregate_metrics_endpoint(self, request: Request) -> Any:
+        """The route: the body forwarded to the resources server as received and its answer
+        passed back, neither parsed here (a large run's body is 20 MB; the collector checks
+        the answer)."""
+        name = self.config.resources_server.name
+        try:
+            resp = await self.server_client.post(
+                name,
+                "/aggregate_metrics",
+                data=await request.body(),
+                headers={"Content-Type": "application/json"},
+                timeout_s=self.config.verify_timeout_s,
+            )
+        except UpstreamError as exc:
+            raise upstream_failure(exc, source=f"resources server {name!r}") from None
+        if not resp.ok:
+            raise upstream_answer_error(resp.status, resp.body, source=f"resources server {name!r}")
+        return JSONResponseBytes(resp.body)
+
     async def aggregate_metrics(self, body: AggregateMetricsRequest) -> AggregateMetrics:
         """The resources server's answer to ``/aggregate_metrics``; its failure is answered as
         ``upstream_failure`` / ``upstream_answer_error`` map it, naming the server."""

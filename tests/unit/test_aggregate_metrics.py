@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from fastapi import Request
 
 from nemo_gym.base_resources_server import (
     BaseResourcesServerConfig,
@@ -35,7 +36,7 @@ from nemo_gym.base_responses_api_agent import (
 from nemo_gym.config_types import ModelServerRef, ResourcesServerRef
 from nemo_gym.head.client import ServerClient
 from nemo_gym.reward_profile import compute_pass_majority_metrics, highest_k_metrics
-from nemo_gym.rollouts.aggregate import aggregate_metrics
+from nemo_gym.rollouts.aggregate import AggregateMetrics, AggregateMetricsRequest, aggregate_metrics
 from nemo_gym.rollouts.metrics import MetricsReport, by_agent, collect_metrics, metrics_path
 from nemo_gym.rollouts.summary import summarise
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig
@@ -154,6 +155,37 @@ async def test_a_resources_servers_hooks_answer_its_route() -> None:
     assert metrics["mean/reward"] == 0.5  # the baseline is kept beside the hook's metrics
     assert [g["solved_any"] for g in body["group_level_metrics"]] == [1.0, 1.0]
     assert "per_task_metrics" not in metrics
+
+
+async def test_the_route_checks_the_bodys_shape_and_names_where_it_is_wrong() -> None:
+    async with asgi_client(math_server()) as http:
+        not_object = await http.post("/aggregate_metrics", json={"verify_responses": [{}, 3]})
+        not_list = await http.post("/aggregate_metrics", json={"verify_responses": {"a": 1}})
+        not_json = await http.post("/aggregate_metrics", content=b"{nope")
+    assert not_object.status_code == 422
+    assert ["body", "verify_responses", 1] in [e["loc"] for e in not_object.json()["detail"]]
+    assert not_list.status_code == 422 and "must be a list" in not_list.text
+    assert not_json.status_code == 422 and "invalid JSON" in not_json.text
+
+
+class NeMoGymStyleServer(MathLikeServer):
+    """Overrides the route itself with FastAPI parameters: mounted as it is."""
+
+    async def aggregate_metrics(  # type: ignore[override]
+        self, request: Request, body: AggregateMetricsRequest
+    ) -> AggregateMetrics:
+        return AggregateMetrics(agent_metrics={"path": request.url.path})
+
+
+async def test_an_override_with_its_own_parameters_keeps_fastapis_reading() -> None:
+    server = NeMoGymStyleServer(
+        config=BaseResourcesServerConfig(name="math"), server_client=ServerClient({})
+    )
+    async with asgi_client(server) as http:
+        resp = await http.post("/aggregate_metrics", json={"verify_responses": []})
+    assert resp.status_code == 200 and resp.json()["agent_metrics"] == {
+        "path": "/aggregate_metrics"
+    }
 
 
 async def test_a_hook_returning_something_else_is_an_error_naming_it() -> None:

@@ -53,7 +53,7 @@ class SimpleResponsesAPIAgent(MetricsHooks, SimpleServer):
         add_post_route(app, "/v1/responses", self.responses)
         add_post_route(app, "/run", self.run)
         app.router.routes.append(Route(RUN_BATCH_PATH, RunBatchEndpoint(app), methods=["POST"]))
-        add_post_route(app, "/aggregate_metrics", self.aggregate_metrics)
+        add_post_route(app, "/aggregate_metrics", self.aggregate_route())
         return app
 
     @abstractmethod

@@ -24,6 +24,7 @@ from nemo_gym.resources.schemas import (
 )
 from nemo_gym.rollouts.aggregate import MetricsHooks
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
+from nemo_gym.server.routing import add_post_route
 
 
 class BaseResourcesServerConfig(BaseServerConfig):
@@ -46,7 +47,7 @@ class SimpleResourcesServer(MetricsHooks, SimpleServer):
         app = self.create_app()
         app.post("/seed_session")(self.seed_session)
         app.post("/verify")(self.verify)
-        app.post("/aggregate_metrics")(self.aggregate_metrics)
+        add_post_route(app, "/aggregate_metrics", self.aggregate_route())
         capabilities = {"seed_session": self.has_custom_seed_session()}
 
         @app.get("/capabilities")

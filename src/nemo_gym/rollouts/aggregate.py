@@ -31,7 +31,12 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+
+from nemo_gym.core import jsonbytes
 
 TASK_INDEX_KEY = "_ng_task_index"
 PER_TASK_KEY = "per_task_metrics"
@@ -201,9 +206,56 @@ def _merge_per_task(groups: list[dict[str, Any]], per_task: Any) -> None:
             group.update({k: v for k, v in entry.items() if k != TASK_INDEX_KEY})
 
 
+async def read_aggregate_request(request: Request) -> AggregateMetricsRequest:
+    """The ``/aggregate_metrics`` body, parsed in bounded memory and checked by shape (an
+    object whose ``verify_responses`` is a list of objects) instead of validated: validation
+    copies every one of the 32,768 dicts a large run sends.
+
+    Raises:
+        RequestValidationError: not JSON, or not that shape (answered as 422 naming where).
+    """
+    try:
+        data = jsonbytes.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+        ) from None
+    rows = data.get("verify_responses") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise RequestValidationError(
+            [{"loc": ("body", "verify_responses"), "msg": "must be a list", "type": "list_type"}]
+        )
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "verify_responses", i),
+                        "msg": "must be an object",
+                        "type": "dict_type",
+                    }
+                ]
+            )
+    return AggregateMetricsRequest.model_construct(verify_responses=rows)
+
+
 class MetricsHooks:
     """``compute_metrics`` / ``get_key_metrics`` and the ``/aggregate_metrics`` endpoint, on the
     agent and resources-server bases. Override the hooks (plain or ``async`` methods)."""
+
+    def aggregate_route(self) -> Callable[..., Any]:
+        """What the bases mount at ``/aggregate_metrics``: :meth:`aggregate_metrics_endpoint`,
+        unless an override of :meth:`aggregate_metrics` takes more than its body (FastAPI then
+        reads that signature, as for NeMo Gym's servers)."""
+        params = list(inspect.signature(self.aggregate_metrics).parameters.values())
+        if len(params) == 1 and params[0].annotation not in (Request, "Request"):
+            return self.aggregate_metrics_endpoint
+        return self.aggregate_metrics
+
+    async def aggregate_metrics_endpoint(self, request: Request) -> Any:
+        """The route: the body read by :func:`read_aggregate_request`, answered by
+        :meth:`aggregate_metrics`."""
+        return await self.aggregate_metrics(await read_aggregate_request(request))
 
     def compute_metrics(self, tasks: Tasks) -> dict[str, Any]:
         """Metrics over every scored rollout, ``tasks[i]`` being task i's verify responses;

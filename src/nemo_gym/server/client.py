@@ -168,12 +168,14 @@ class ServerClient:
         url_path: str,
         *,
         json: Any = None,
+        data: bytes | None = None,
         cookies: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         retry: RetryPolicy = INTERNAL_RETRY,
     ) -> HttpResponse:
-        """Call ``url_path`` on the instance ``server_name``; see :meth:`HttpClient.request`."""
+        """Call ``url_path`` on the instance ``server_name``; see :meth:`HttpClient.request`
+        (``data``: a body already encoded, sent as it is)."""
         if isinstance(json, BaseModel):
             json = json.model_dump(mode="json", exclude_unset=True)
         async with self.replicas.lease(server_name, headers, cookies) as replica:
@@ -181,6 +183,7 @@ class ServerClient:
                 method,
                 (replica or self.base_url(server_name)) + url_path,
                 json=json,
+                data=data,
                 cookies=dict(cookies) if cookies else None,
                 headers=dict(headers) if headers else None,
                 timeout_s=timeout_s,
