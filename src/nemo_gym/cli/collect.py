@@ -95,6 +95,12 @@ class CollectParams(BaseModel):
         "<output stem>_failures.jsonl.",
     )
     rollout_timeout_s: float = Field(default=3600.0, gt=0, description="Deadline of one rollout.")
+    run_batch: bool = Field(
+        default=True,
+        description="Send rows to agents built on Gym's agent base in shared /run_batch streams "
+        "(a few hundred connections for 16,384 in flight); false: one /run request per row, as "
+        "NeMo Gym does. Agents without the route always get one /run per row.",
+    )
     server_down_timeout_s: float = Field(
         default=600.0,
         gt=0,
@@ -306,6 +312,7 @@ def main() -> int:
                 on_done=tick,
                 breaker=breaker,
                 health_urls=[url + "/health" for url in servers.values()],
+                run_batch=params.run_batch,
             )
         except* ServersDown as group:  # raised by the workers of a TaskGroup
             raise group.exceptions[0] from None
