@@ -31,12 +31,11 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from nemo_gym.core import jsonbytes
+from nemo_gym.server.bodies import json_body
 
 TASK_INDEX_KEY = "_ng_task_index"
 PER_TASK_KEY = "per_task_metrics"
@@ -214,12 +213,7 @@ async def read_aggregate_request(request: Request) -> AggregateMetricsRequest:
     Raises:
         RequestValidationError: not JSON, or not that shape (answered as 422 naming where).
     """
-    try:
-        data = jsonbytes.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
-        ) from None
+    data = await json_body(request)
     rows = data.get("verify_responses") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise RequestValidationError(

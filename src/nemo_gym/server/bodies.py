@@ -17,6 +17,20 @@ from pydantic import BaseModel, ValidationError
 from nemo_gym.core import jsonbytes
 
 
+async def json_body(request: Request) -> Any:
+    """The body parsed (in bounded memory for large bodies, ``core.jsonbytes``).
+
+    Raises:
+        RequestValidationError: the body is not JSON (answered as 422).
+    """
+    try:
+        return jsonbytes.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+        ) from None
+
+
 async def validated_json(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     """Parse the body and validate it against ``model``; return the parsed dict.
 
@@ -24,12 +38,7 @@ async def validated_json(request: Request, model: type[BaseModel]) -> dict[str, 
         RequestValidationError: the body is not JSON, not an object, or not valid for
             ``model`` (answered as 422 naming the fields by Gym's error handler).
     """
-    try:
-        data = jsonbytes.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
-        ) from None
+    data = await json_body(request)
     if not isinstance(data, dict):
         raise RequestValidationError(
             [{"loc": ("body",), "msg": "must be a JSON object", "type": "dict_type"}]
