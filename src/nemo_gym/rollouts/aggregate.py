@@ -25,6 +25,7 @@ Neighbours: ``nemo_gym.resources.server`` and ``nemo_gym.agent.server`` (the rou
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import statistics
@@ -35,6 +36,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from nemo_gym.core.memory import release_free_heap
 from nemo_gym.server.bodies import json_body
 
 TASK_INDEX_KEY = "_ng_task_index"
@@ -242,9 +244,18 @@ class MetricsHooks:
         unless an override of :meth:`aggregate_metrics` takes more than its body (FastAPI then
         reads that signature, as for NeMo Gym's servers)."""
         params = list(inspect.signature(self.aggregate_metrics).parameters.values())
+        endpoint: Callable[..., Any] = self.aggregate_metrics
         if len(params) == 1 and params[0].annotation not in (Request, "Request"):
-            return self.aggregate_metrics_endpoint
-        return self.aggregate_metrics
+            endpoint = self.aggregate_metrics_endpoint
+
+        @functools.wraps(endpoint)  # FastAPI and add_post_route read the endpoint's signature
+        async def route(*args: Any, **kwargs: Any) -> Any:
+            # A run has just ended: the memory its rollouts used goes back to the system
+            # before a large body is parsed (core.memory).
+            release_free_heap()
+            return await endpoint(*args, **kwargs)
+
+        return route
 
     async def aggregate_metrics_endpoint(self, request: Request) -> Any:
         """The route: the body read by :func:`read_aggregate_request`, answered by

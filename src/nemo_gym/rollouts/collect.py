@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nemo_gym.core.errors import UpstreamError
+from nemo_gym.core.memory import release_free_heap
 from nemo_gym.rollouts.batching import RunBatcher
 from nemo_gym.rollouts.breaker import ServerBreaker
 from nemo_gym.rollouts.governor import Admission
@@ -236,6 +237,7 @@ async def collect(
             await batcher.close()
             logger.info("%d /run_batch streams carried the rows", batcher.streams_opened)
         await http.close()
+        release_free_heap()  # the rollouts' memory, before the run's metrics (core.memory)
     if admission.requeued:
         logger.warning(
             "%d rollouts failed while the upstream throttled and were run again (%d runs)",

@@ -11,13 +11,15 @@ and NeMo Gym's ``/ng-rollout/<id>`` path prefix. A server implementation subclas
   process exits with a non-zero code, which ``ng_run`` reports;
 * ``async def on_shutdown(self)``: awaited after the requests in flight have finished.
 
-The pooled outbound HTTP client is closed by the base after ``on_shutdown`` (or after a failed
+While it serves, free heap memory goes back to the system (``core.memory``). The pooled
+outbound HTTP client is closed by the base after ``on_shutdown`` (or after a failed
 ``on_startup``). ``session_store()`` gives a per-rollout ``SessionStore`` with this server's
 ``session_ttl_s`` and ``max_sessions``. ``run_webserver()`` (see ``launch``) starts a server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +30,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_gym.core.errors import GymError
+from nemo_gym.core.memory import release_periodically
 from nemo_gym.server.client import ServerClient
 from nemo_gym.server.errors import install_error_handlers
 from nemo_gym.server.limits import DEFAULT_MAX_BODY_MB, BodyLimitMiddleware
@@ -115,7 +118,11 @@ def create_app(
                 raise StartupError(
                     f"server {name!r}: on_startup raised {type(exc).__name__}: {exc}"
                 ) from exc
-        yield
+        releaser = asyncio.create_task(release_periodically())  # see core.memory
+        try:
+            yield
+        finally:
+            releaser.cancel()
         if on_shutdown is not None:
             await on_shutdown()
 
