@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 import pytest
 
@@ -49,4 +48,4 @@ async def test_the_periodic_release_runs_when_enough_is_free() -> None:
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
-    assert len(kept) == 3000 and sys.platform.startswith("linux")
+    assert len(kept) == 3000

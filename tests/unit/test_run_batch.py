@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -122,20 +121,18 @@ async def test_a_row_past_its_deadline_times_out_and_the_agent_stops_it() -> Non
     state: dict[str, Any] = {}
     async with serve_app(agent_app(state)) as url:
         http = HttpClient()
-        batcher = RunBatcher(http, timeout_s=0.5, connect_timeout_s=5.0, grace_s=0.5)
+        batcher = RunBatcher(http, timeout_s=0.5, connect_timeout_s=5.0)
         slow = orjson.dumps({"responses_create_params": {"input": "slow"}})
         fast = orjson.dumps({"responses_create_params": {"input": "ab"}})
-        started = time.monotonic()
         results = await asyncio.gather(
             batcher.run(f"{url}/run", slow), batcher.run(f"{url}/run", fast), return_exceptions=True
         )
-        elapsed = time.monotonic() - started
+        # the agent's deadline answered (its message), not the collector's 5 s later
         assert isinstance(results[0], UpstreamError) and results[0].kind == "timeout"
-        assert "0.5s deadline" in str(results[0])
+        assert "POST /run: no answer within its 0.5s deadline" in str(results[0])
         answer = results[1]
         assert not isinstance(answer, BaseException) and answer is not None
         assert answer.status == 200 and answer.json_sync()["reward"] == 2.0
-        assert elapsed < 5.0  # the agent's deadline answered, not the 60 s sleep
         await asyncio.wait_for(state["cancelled"].wait(), 10)  # the slow row was cancelled
         await batcher.close()
         await http.close()

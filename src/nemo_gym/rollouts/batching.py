@@ -108,9 +108,8 @@ class RunBatcher:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout_s + self.grace_s):
-                answer = await asyncio.shield(future)
+                answer = await future  # cancelled at the deadline: the stream skips it
         except TimeoutError:
-            future.cancel()  # the stream stops waiting for it
             raise UpstreamError(
                 f"POST {run_url} (in a {RUN_BATCH_PATH} stream) got no answer within its "
                 f"{self.timeout_s:g}s deadline",
