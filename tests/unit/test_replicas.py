@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -54,6 +56,19 @@ async def _register(head: str, *infos: dict[str, Any]) -> None:
             assert (await client.post(f"{head}/replicas", json=info)).status_code == 200
 
 
+@asynccontextmanager
+async def env_replicas() -> AsyncIterator[tuple[str, ReplicaSet]]:
+    """A head listing env replicas on 9001 and 9002, and a ReplicaSet reading it (no refresh
+    within a test); yields the head's URL and the set."""
+    async with serve_app(create_head_app({}, [])) as head:
+        await _register(head, _info("env", 0, 9001), _info("env", 1, 9002))
+        http = HttpClient()
+        try:
+            yield head, ReplicaSet(_config(int(head.rsplit(":", 1)[1])), http, refresh_s=60.0)
+        finally:
+            await http.close()
+
+
 async def test_calls_spread_over_replicas_and_a_rollout_stays_on_one() -> None:
     async with serve_app(create_head_app({}, [])) as head:
         port = int(head.rsplit(":", 1)[1])
@@ -93,29 +108,22 @@ async def test_calls_spread_over_replicas_and_a_rollout_stays_on_one() -> None:
 
 
 async def test_a_rollout_whose_replica_is_gone_fails_at_once() -> None:
-    async with serve_app(create_head_app({}, [])) as head:
-        port = int(head.rsplit(":", 1)[1])
-        await _register(head, _info("env", 0, 9001), _info("env", 1, 9002))
-        http = HttpClient()
-        replicas = ReplicaSet(_config(port), http, refresh_s=60.0)
-        try:
-            session = {"X-Gym-Session": "s"}
-            async with replicas.lease("env", session) as url:
-                assert url == "http://127.0.0.1:9001"
-            # replica 0 restarted elsewhere: it registered again with a new address
-            await _register(head, _info("env", 0, 9003))
-            # the cached table still names 9001, so the call goes there and cannot connect
-            with pytest.raises(UpstreamError):
-                async with replicas.lease("env", session):
-                    raise UpstreamError("connection refused", kind="connection")
-            with pytest.raises(UpstreamError, match="held this rollout's state is gone"):
-                async with replicas.lease("env", session):
-                    pass
-            # a new rollout goes to a live replica, the restarted one included
-            async with replicas.lease("env", {"X-Gym-Session": "t"}) as url:
-                assert url in ("http://127.0.0.1:9003", "http://127.0.0.1:9002")
-        finally:
-            await http.close()
+    async with env_replicas() as (head, replicas):
+        session = {"X-Gym-Session": "s"}
+        async with replicas.lease("env", session) as url:
+            assert url == "http://127.0.0.1:9001"
+        # replica 0 restarted elsewhere: it registered again with a new address
+        await _register(head, _info("env", 0, 9003))
+        # the cached table still names 9001, so the call goes there and cannot connect
+        with pytest.raises(UpstreamError):
+            async with replicas.lease("env", session):
+                raise UpstreamError("connection refused", kind="connection")
+        with pytest.raises(UpstreamError, match="held this rollout's state is gone"):
+            async with replicas.lease("env", session):
+                pass
+        # a new rollout goes to a live replica, the restarted one included
+        async with replicas.lease("env", {"X-Gym-Session": "t"}) as url:
+            assert url in ("http://127.0.0.1:9003", "http://127.0.0.1:9002")
 
 
 async def test_no_registered_replica_is_a_clear_error() -> None:
@@ -180,20 +188,13 @@ async def test_the_instance_table_is_not_all_healthy_while_a_replica_is_still_st
 async def test_new_rollouts_pass_over_a_replica_that_refused_while_the_head_still_lists_it() -> (
     None
 ):
-    async with serve_app(create_head_app({}, [])) as head:
-        port = int(head.rsplit(":", 1)[1])
-        await _register(head, _info("env", 0, 9001), _info("env", 1, 9002))
-        http = HttpClient()
-        replicas = ReplicaSet(_config(port), http, refresh_s=60.0)
-        try:
-            with pytest.raises(UpstreamError):
-                async with replicas.lease("env", {"X-Gym-Session": "a"}) as url:
-                    assert url == "http://127.0.0.1:9001"
-                    raise UpstreamError("connection refused", kind="connection")
-            # the head still lists 9001 (Ray has not restarted it yet): every new rollout,
-            # however few calls 9001 has in flight, goes to 9002
-            for session in "bcd":
-                async with replicas.lease("env", {"X-Gym-Session": session}) as url:
-                    assert url == "http://127.0.0.1:9002"
-        finally:
-            await http.close()
+    async with env_replicas() as (_, replicas):
+        with pytest.raises(UpstreamError):
+            async with replicas.lease("env", {"X-Gym-Session": "a"}) as url:
+                assert url == "http://127.0.0.1:9001"
+                raise UpstreamError("connection refused", kind="connection")
+        # the head still lists 9001 (Ray has not restarted it yet): every new rollout,
+        # however few calls 9001 has in flight, goes to 9002
+        for session in "bcd":
+            async with replicas.lease("env", {"X-Gym-Session": session}) as url:
+                assert url == "http://127.0.0.1:9002"
