@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -105,6 +106,7 @@ class RunBatcher:
                 if linger > 0
                 else loop.call_soon(self._flush, run_url)
             )
+        del pending  # it lists the batch's rows and answers: they are not kept while we wait
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout_s + self.grace_s):
@@ -136,7 +138,7 @@ class RunBatcher:
         url = batch_url(run_url)
         head = orjson.dumps({"timeout_s": self.timeout_s})
         data = b"\n".join([head, *(body for body, _ in rows)])
-        futures = [future for _, future in rows]
+        futures: list[asyncio.Future[HttpResponse | None] | None] = [f for _, f in rows]
         del rows
         try:
             await self._send_and_read(run_url, url, data, futures)
@@ -158,7 +160,7 @@ class RunBatcher:
         run_url: str,
         url: str,
         data: bytes,
-        futures: list[asyncio.Future[HttpResponse | None]],
+        futures: list[asyncio.Future[HttpResponse | None] | None],
     ) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s)
         headers = {"Content-Type": "application/x-ndjson"}
@@ -171,7 +173,7 @@ class RunBatcher:
                         self._unsupported.add(run_url)
                         logger.info("%s has no %s: one /run per row", run_url, RUN_BATCH_PATH)
                         for future in futures:
-                            if not future.done():
+                            if future is not None and not future.done():
                                 future.set_result(None)
                         return
                     if resp.status != 200:
@@ -205,11 +207,12 @@ async def _read_records(
     resp: aiohttp.ClientResponse,
     url: str,
     run_url: str,
-    futures: list[asyncio.Future[HttpResponse | None]],
+    futures: list[asyncio.Future[HttpResponse | None] | None],
 ) -> None:
     """Hand out answers until the stream ends or no row waits any more (leaving the rest
     unread closes the connection, and the agent cancels those rows)."""
-    while not all(future.done() for future in futures):
+    # an answered row's slot is emptied, so that its answer is not kept until the batch ends
+    while any(future is not None and not future.done() for future in futures):
         try:
             line = await resp.content.readline()
             if not line:
@@ -225,18 +228,29 @@ async def _read_records(
                 f"POST {url}: the agent sent a malformed record: {type(exc).__name__}: {exc}",
                 kind="connection",
             ) from None
-        if future.done():  # the worker gave up on it (timeout)
-            continue
-        status = int(header["status"])
-        if status == 0:
-            kind = "timeout" if header.get("kind") == "timeout" else "connection"
-            message = body.decode(errors="replace")
-            future.set_exception(UpstreamError(f"POST {run_url}: {message}", kind=kind))
-        else:
-            future.set_result(HttpResponse(status=status, body=body, headers={}, url=url))
+        futures[int(header["i"])] = None
+        if future is not None and not future.done():  # else answered twice, or given up on
+            _hand_out(future, header, body, url, run_url)
+        del future, body  # the answer is the worker's alone while the next record comes
 
 
-def _fail(futures: list[asyncio.Future[HttpResponse | None]], exc: UpstreamError) -> None:
+def _hand_out(
+    future: asyncio.Future[HttpResponse | None],
+    header: dict[str, Any],
+    body: bytes,
+    url: str,
+    run_url: str,
+) -> None:
+    status = int(header["status"])
+    if status == 0:
+        kind = "timeout" if header.get("kind") == "timeout" else "connection"
+        message = body.decode(errors="replace")
+        future.set_exception(UpstreamError(f"POST {run_url}: {message}", kind=kind))
+    else:
+        future.set_result(HttpResponse(status=status, body=body, headers={}, url=url))
+
+
+def _fail(futures: list[asyncio.Future[HttpResponse | None] | None], exc: UpstreamError) -> None:
     for future in futures:
-        if not future.done():
+        if future is not None and not future.done():
             future.set_exception(UpstreamError(str(exc), kind=exc.kind))

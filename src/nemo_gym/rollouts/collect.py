@@ -222,6 +222,9 @@ async def collect(
             writer.write(row, raw)
             summary.add(row)
             on_done()
+            # not kept while this worker waits for its next rollout: 16,384 workers each
+            # holding their last row held 220 MB
+            del row, raw
 
     watcher = asyncio.create_task(admission.watch(http, health_urls)) if health_urls else None
     try:
