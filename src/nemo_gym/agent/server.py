@@ -22,6 +22,7 @@ from starlette.routing import Route
 from nemo_gym.protocol.responses import NeMoGymResponse, NeMoGymResponseCreateParamsNonStreaming
 from nemo_gym.resources.schemas import BaseVerifyResponse
 from nemo_gym.rollouts.aggregate import MetricsHooks
+from nemo_gym.server.admission import RowAdmission
 from nemo_gym.server.base import BaseServerConfig, SimpleServer
 from nemo_gym.server.routing import add_post_route
 from nemo_gym.server.run_batch import RUN_BATCH_PATH, RunBatchEndpoint
@@ -52,7 +53,10 @@ class SimpleResponsesAPIAgent(MetricsHooks, SimpleServer):
         app = self.create_app()
         add_post_route(app, "/v1/responses", self.responses)
         add_post_route(app, "/run", self.run)
-        app.router.routes.append(Route(RUN_BATCH_PATH, RunBatchEndpoint(app), methods=["POST"]))
+        # rows start while the agent's own outbound calls are not queueing (server.admission)
+        admission = RowAdmission(self.server_client.http.slots)
+        endpoint = RunBatchEndpoint(app, admission=admission)
+        app.router.routes.append(Route(RUN_BATCH_PATH, endpoint, methods=["POST"]))
         add_post_route(app, "/aggregate_metrics", self.aggregate_route())
         return app
 

@@ -11,10 +11,9 @@ ones (``/health`` reports them, for the collector's concurrency governor).
 Each attempt goes through a :class:`~nemo_gym.server.transport.Transport`: by default the
 session's own (over TCP); tests pass an ``AsgiTransport`` to call apps in process.
 
-Calls to one upstream beyond ``limit_per_host`` wait in this client's own queue (a semaphore per
-``host:port``) before aiohttp sees them, so that a call waiting for a connection holds no request
-object and its wait is known: a failure says how long the call queued, and a deadline that passed
-in the queue is never reported as the upstream being slow. :func:`open_files_budget` sizes a
+Calls to one upstream beyond ``limit_per_host`` wait in this client's own queue
+(``server.call_slots``) before aiohttp sees them, so that a call waiting for a connection holds
+no request object and its wait is known. :func:`open_files_budget` sizes a
 server's pool from the process's open-file limit, which it raises to the hard limit.
 """
 
@@ -35,6 +34,7 @@ import orjson
 
 from nemo_gym.core import jsonbytes
 from nemo_gym.core.errors import UpstreamError
+from nemo_gym.server.call_slots import CallSlots
 from nemo_gym.server.retry_budget import RetryBudget, is_throttling, retry_after_s
 from nemo_gym.server.transport import AiohttpTransport, Transport
 
@@ -181,16 +181,15 @@ class HttpClient:
         self.budget = budget or RetryBudget()
         self._session: aiohttp.ClientSession | None = None
         self.transport: Transport = transport or AiohttpTransport(lambda: self.session)
-        self._slots: dict[str, asyncio.Semaphore] = {}  # per upstream: limit_per_host calls
-        self._slots_loop: asyncio.AbstractEventLoop | None = None  # the loop they belong to
+        self.slots = CallSlots(limit_per_host, limit)  # calls beyond the limits wait there
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.limit,
-                limit_per_host=0,  # enforced by this client's own queue (see _slot)
+                limit=0,  # both limits are enforced by this client's own queue (self.slots)
+                limit_per_host=0,
                 keepalive_timeout=30,  # under the servers' 60 s, so the client closes first
                 ttl_dns_cache=300,
             )
@@ -208,40 +207,7 @@ class HttpClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
-        self._slots.clear()
-
-    def _slot(self, upstream: str, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
-        if loop is not self._slots_loop:  # a client reused under a new event loop
-            self._slots, self._slots_loop = {}, loop
-        slot = self._slots.get(upstream)
-        if slot is None:
-            slot = self._slots[upstream] = asyncio.Semaphore(self.limit_per_host)
-        return slot
-
-    async def _queue(
-        self, slot: asyncio.Semaphore, deadline: float, what: str, upstream: str
-    ) -> float:
-        """Wait for a free call slot until ``deadline`` (loop time); seconds waited.
-
-        Raises:
-            UpstreamError: (``timeout``) the deadline passed in the queue; says so.
-        """
-        if not slot.locked():
-            await slot.acquire()  # free: returns at once
-            return 0.0
-        loop = asyncio.get_running_loop()
-        queued = loop.time()
-        try:
-            async with asyncio.timeout_at(deadline):
-                await slot.acquire()
-        except TimeoutError:
-            raise UpstreamError(
-                f"{what}: not sent; its deadline passed after {loop.time() - queued:.1f}s "
-                f"waiting for one of this process's {self.limit_per_host} connections to "
-                f"{upstream} (all busy)",
-                kind="timeout",
-            ) from None
-        return loop.time() - queued
+        self.slots.clear()
 
     async def request(
         self,
@@ -274,14 +240,13 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         what = f"{method} {url}"
         upstream = urlsplit(url).netloc
-        slot = self._slot(upstream, loop)
         self.budget.record_request(upstream)
         attempt = 0
         while True:
             attempt += 1
             wait: float | None = None
             deadline = loop.time() + deadline_s  # of this attempt, its wait for a slot included
-            queued = await self._queue(slot, deadline, what, upstream)
+            queued, slot = await self.slots.acquire(upstream, deadline, what)
             sent = loop.time()
             # sock_connect, not connect: aiohttp's `connect` would also count a wait for a
             # pooled connection (the queue above is where calls wait).
@@ -329,7 +294,7 @@ class HttpClient:
                         f"{what} failed: {type(exc).__name__}: {exc}", kind="connection"
                     ) from exc
             finally:
-                slot.release()
+                self.slots.release(slot)
             if attempt >= retry.max_attempts or not self.budget.try_spend(upstream):
                 if isinstance(failure, HttpResponse):
                     return failure

@@ -17,9 +17,11 @@ Wire format (both directions are plain bytes, so no row is parsed or encoded twi
   answer: ``kind`` (``timeout``: its ``timeout_s`` passed; ``agent_error``: the app raised
   without answering) and the message as the body.
 
-A row's deadline runs from when the agent starts it. When the client goes away, the rows it
-is still waiting for are cancelled. Neighbours: ``agent.server`` (mounts the route),
-``nemo_gym.rollouts.batching`` (the collector's side).
+Rows start as ``admission`` (``server.admission``) lets them: at once, unless the agent's
+outbound connections are all busy. A row's deadline runs from when its batch arrived,
+its wait to start included. When the client goes away, the rows it is still waiting for are
+cancelled. Neighbours: ``agent.server`` (mounts the route), ``nemo_gym.rollouts.batching``
+(the collector's side).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nemo_gym.server.admission import RowAdmission
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,12 @@ def record(index: int, status: int, body: bytes, kind: str | None = None) -> byt
 class RunBatchEndpoint:
     """The ASGI endpoint of ``/run_batch``, running rows through ``app`` (the agent's app)."""
 
-    def __init__(self, app: ASGIApp, run_path: str = "/run") -> None:
+    def __init__(
+        self, app: ASGIApp, run_path: str = "/run", admission: RowAdmission | None = None
+    ) -> None:
         self.app = app
         self.run_path = run_path
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
@@ -110,6 +117,39 @@ class RunBatchEndpoint:
     async def _run_row(
         self, batch: Scope, index: int, body: bytes, timeout_s: float, done: asyncio.Queue[bytes]
     ) -> None:
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        waited: float | None = None  # seconds the row waited to start, once it started
+        try:
+            async with asyncio.timeout(timeout_s):
+                if self.admission is None:
+                    waited = 0.0
+                    status, answer = await self._run(batch, body)
+                else:
+                    async with self.admission.admitted():
+                        waited = loop.time() - arrived
+                        status, answer = await self._run(batch, body)
+        except TimeoutError:
+            message = f"POST {self.run_path}: no answer within its {timeout_s:g}s deadline"
+            if waited is None:
+                message += " (it never started: the agent's connections were all busy)"
+            elif waited >= 0.1:
+                message += f" ({waited:.1f}s of it waiting to start behind busy connections)"
+            done.put_nowait(record(index, 0, message.encode(), "timeout"))
+            return
+        except Exception as exc:
+            logger.warning("run_batch row %d raised %s: %s", index, type(exc).__name__, exc)
+            message = f"POST {self.run_path} raised {type(exc).__name__}: {exc}"
+            done.put_nowait(record(index, 0, message.encode(), "agent_error"))
+            return
+        done.put_nowait(record(index, status, answer))
+
+    async def _run(self, batch: Scope, body: bytes) -> tuple[int, bytes]:
+        """``body`` through the app as ``POST /run``: the status and body it answered.
+
+        Raises:
+            Exception: what the app raised before it answered (after, its answer stands).
+        """
         status = 0
         parts: list[bytes] = []
         scope: dict[str, Any] = {key: batch[key] for key in _INHERITED if key in batch}
@@ -143,19 +183,11 @@ class RunBatchEndpoint:
                 parts.append(message.get("body", b""))
 
         try:
-            async with asyncio.timeout(timeout_s):
-                await self.app(scope, receive, send)
-        except TimeoutError:
-            message = f"POST {self.run_path}: no answer within its {timeout_s:g}s deadline"
-            done.put_nowait(record(index, 0, message.encode(), "timeout"))
-            return
-        except Exception as exc:
+            await self.app(scope, receive, send)
+        except Exception:
             if not status:
-                logger.warning("run_batch row %d raised %s: %s", index, type(exc).__name__, exc)
-                message = f"POST {self.run_path} raised {type(exc).__name__}: {exc}"
-                done.put_nowait(record(index, 0, message.encode(), "agent_error"))
-                return
-        done.put_nowait(record(index, status, b"".join(parts)))
+                raise
+        return status, b"".join(parts)
 
 
 async def _disconnected(receive: Receive) -> None:
