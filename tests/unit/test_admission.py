@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -160,43 +162,47 @@ def slow_upstream() -> FastAPI:
     return app
 
 
-async def test_an_agent_runs_at_most_its_busy_connections_plus_max_idle_rows() -> None:
+@asynccontextmanager
+async def agent_behind_two_connections() -> AsyncIterator[tuple[str, HttpClient, dict[str, int]]]:
+    """An agent (max_idle 3) whose calls share 2 connections to a slow upstream; yield its URL,
+    a client for the test and the agent's counts of rows running."""
     state = {"running": 0, "most": 0}
     http = HttpClient(limit=2, limit_per_host=2)
     client = HttpClient()
-    async with serve_app(slow_upstream()) as upstream:
-        async with serve_app(agent_with_admission(upstream, http, state)) as agent:
-            batcher = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
-            rows = [orjson.dumps({"n": i}) for i in range(40)]
-            answers = await asyncio.gather(*(batcher.run(f"{agent}/run", r) for r in rows))
-            await batcher.close()
-    await http.close()
-    await client.close()
+    try:
+        async with serve_app(slow_upstream()) as upstream:
+            async with serve_app(agent_with_admission(upstream, http, state)) as agent:
+                yield agent, client, state
+    finally:
+        await http.close()
+        await client.close()
+
+
+async def test_an_agent_runs_at_most_its_busy_connections_plus_max_idle_rows() -> None:
+    async with agent_behind_two_connections() as (agent, client, state):
+        batcher = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
+        rows = [orjson.dumps({"n": i}) for i in range(40)]
+        answers = await asyncio.gather(*(batcher.run(f"{agent}/run", r) for r in rows))
+        await batcher.close()
     assert [a.json_sync()["echo"]["n"] for a in answers if a is not None] == list(range(40))
     # 2 calls hold a connection and 3 rows may hold none: never more than 5 of 40 at once
     assert state["most"] == 5
 
 
 async def test_a_row_that_never_started_says_so_when_its_deadline_passes() -> None:
-    state = {"running": 0, "most": 0}
-    http = HttpClient(limit=2, limit_per_host=2)
-    client = HttpClient()
-    async with serve_app(slow_upstream()) as upstream:
-        async with serve_app(agent_with_admission(upstream, http, state)) as agent:
-            holding = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
-            held = [
-                asyncio.create_task(holding.run(f"{agent}/run", orjson.dumps({"n": i, "hold": 1})))
-                for i in range(3)
-            ]
-            await until(lambda: state["running"] == 3, "three rows hold the agent's idle room")
-            batcher = RunBatcher(client, timeout_s=0.5, connect_timeout_s=5.0)
-            with pytest.raises(UpstreamError) as late:
-                await batcher.run(f"{agent}/run", orjson.dumps({"n": 3}))
-            await batcher.close()
-            await holding.close()  # the stream goes: the agent cancels the held rows
-            await asyncio.gather(*held, return_exceptions=True)
-            await until(lambda: state["running"] == 0, "the held rows were cancelled")
-    await http.close()
-    await client.close()
+    async with agent_behind_two_connections() as (agent, client, state):
+        holding = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
+        held = [
+            asyncio.create_task(holding.run(f"{agent}/run", orjson.dumps({"n": i, "hold": 1})))
+            for i in range(3)
+        ]
+        await until(lambda: state["running"] == 3, "three rows hold the agent's idle room")
+        batcher = RunBatcher(client, timeout_s=0.5, connect_timeout_s=5.0)
+        with pytest.raises(UpstreamError) as late:
+            await batcher.run(f"{agent}/run", orjson.dumps({"n": 3}))
+        await batcher.close()
+        await holding.close()  # the stream goes: the agent cancels the held rows
+        await asyncio.gather(*held, return_exceptions=True)
+        await until(lambda: state["running"] == 0, "the held rows were cancelled")
     assert late.value.kind == "timeout"
     assert "never started: the agent's connections were all busy" in str(late.value)
