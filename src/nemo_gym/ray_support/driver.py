@@ -7,12 +7,11 @@ joins the cluster as a driver, creates ``num_replicas`` :class:`~.actors.Replica
 with the instance's ``ray_actor_options``, and answers ``GET /health`` on the instance's socket
 (200 once every replica is up; 503 before), which is what ``ng_run`` waits for. The actors
 belong to this driver: when it exits, Ray ends them and their servers. Every other request to
-the instance's own address is passed on to a replica (chosen as ``server.replicas`` chooses,
-rollout affinity included), so a caller that knows only the configured address, such as
-``ng_collect_rollouts`` calling an agent's ``/run`` or ``curl``, reaches the replicas too; Gym's
-servers call the replicas directly. If a replica is gone for
-good (Ray used up its restarts), this process exits 1 and ``ng_run``'s restart policy applies.
-On SIGTERM it stops every replica's server gracefully, then itself.
+the instance's own address is passed on to a replica (``ray_support.proxy``), so a caller that
+knows only the configured address, such as ``ng_collect_rollouts`` calling an agent's ``/run``
+or ``curl``, reaches the replicas too; Gym's servers call the replicas directly. If a replica is
+gone for good (Ray used up its restarts), this process exits 1 and ``ng_run``'s restart policy
+applies. On SIGTERM it stops every replica's server gracefully, then itself.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from nemo_gym.config.placement import placement_of
 from nemo_gym.ray_support.actors import ReplicaServer, ReplicaSpec, entrypoint_of
 from nemo_gym.ray_support.cluster import RayCluster, connect
 from nemo_gym.ray_support.offload import import_ray
+from nemo_gym.ray_support.proxy import proxy_handler
 from nemo_gym.server.client import head_url
 from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.launch import configure_process_logging, launch_context
@@ -40,27 +40,6 @@ from nemo_gym.server.replicas import ReplicaSet
 logger = logging.getLogger(__name__)
 WATCH_S = 2.0
 PENDING_NOTE_S = 15.0
-#: Hop-by-hop and length headers the proxy does not copy.
-_SKIP_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding"}
-)
-
-
-def _proxy(name: str, replicas: ReplicaSet, http: HttpClient) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_HEADERS}
-        async with replicas.lease(name, headers, dict(request.cookies)) as url:
-            assert url is not None
-            resp = await http.request(
-                request.method, url + request.path_qs, data=await request.read(), headers=headers
-            )
-        out = web.Response(status=resp.status, body=resp.body)
-        for key, value in resp.headers.items():
-            if key.lower() not in _SKIP_HEADERS:
-                out.headers.add(key, value)
-        return out
-
-    return handler
 
 
 def _actor_env() -> dict[str, str]:
@@ -82,7 +61,7 @@ async def _serve(
     app.router.add_get("/health", health)
     http = HttpClient(timeout_s=3600.0)
     replicas = ReplicaSet(context.config, http)
-    app.router.add_route("*", "/{tail:.*}", _proxy(context.instance_name, replicas, http))
+    app.router.add_route("*", "/{tail:.*}", proxy_handler(context.instance_name, replicas, http))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert context.sock is not None
