@@ -80,8 +80,16 @@ async def test_the_queue_deadline_names_the_limit_and_gives_the_upstream_slot_ba
     assert slots.queued == 0 and slots.in_use == 0
 
 
-async def test_rows_start_in_arrival_order_as_calls_take_connections() -> None:
+async def slots_that_saw_a_call() -> CallSlots:
+    """Slots of a client one call has gone through (before any, rows are not held back)."""
     slots = CallSlots(limit_per_host=10, limit=10)
+    _, slot = await slots.acquire("model:1", FAR, "POST model")
+    slots.release(slot)
+    return slots
+
+
+async def test_rows_start_in_arrival_order_as_calls_take_connections() -> None:
+    slots = await slots_that_saw_a_call()
     admission = RowAdmission(slots, max_idle=2)
     started: list[int] = []
     finish = {i: asyncio.Event() for i in range(5)}
@@ -107,7 +115,7 @@ async def test_rows_start_in_arrival_order_as_calls_take_connections() -> None:
 
 
 async def test_a_cancelled_row_or_rows_without_calls_never_strand_the_rows_behind() -> None:
-    slots = CallSlots(limit_per_host=10, limit=10)
+    slots = await slots_that_saw_a_call()
     admission = RowAdmission(slots, max_idle=1)
     first, done = asyncio.Event(), []
 
@@ -192,6 +200,7 @@ async def test_an_agent_runs_at_most_its_busy_connections_plus_max_idle_rows() -
 async def test_a_row_that_never_started_says_so_when_its_deadline_passes() -> None:
     async with agent_behind_two_connections() as (agent, client, state):
         holding = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
+        assert (await holding.run(f"{agent}/run", orjson.dumps({"n": -1}))) is not None
         held = [
             asyncio.create_task(holding.run(f"{agent}/run", orjson.dumps({"n": i, "hold": 1})))
             for i in range(3)
@@ -206,3 +215,17 @@ async def test_a_row_that_never_started_says_so_when_its_deadline_passes() -> No
         await until(lambda: state["running"] == 0, "the held rows were cancelled")
     assert late.value.kind == "timeout"
     assert "never started: the agent's connections were all busy" in str(late.value)
+
+
+async def test_rows_of_an_agent_whose_calls_bypass_gym_s_client_are_not_held_back() -> None:
+    async with agent_behind_two_connections() as (agent, client, state):
+        holding = RunBatcher(client, timeout_s=30.0, connect_timeout_s=5.0)
+        held = [
+            asyncio.create_task(holding.run(f"{agent}/run", orjson.dumps({"n": i, "hold": 1})))
+            for i in range(8)
+        ]
+        # no call went through the agent's client: all 8 run, though max_idle is 3
+        await until(lambda: state["running"] == 8, "every row started")
+        await holding.close()
+        await asyncio.gather(*held, return_exceptions=True)
+        await until(lambda: state["running"] == 0, "the held rows were cancelled")

@@ -14,7 +14,9 @@ before and only where rows wait changes; when nothing queues, rows start at once
 arrival order, and a row's wait here counts in its deadline (``server.run_batch``).
 
 A row between calls, in a tool that runs in the agent itself, or backing off before a retry
-holds no connection: at most ``max_idle`` such rows run at a time, the rest wait to start.
+holds no connection: at most ``max_idle`` such rows run at a time, the rest wait to start. An
+agent none of whose calls has gone through Gym's client yet (one that calls its model with its
+own aiohttp session or SDK client, which this count cannot see) is not held back at all.
 
 Neighbours: ``server.run_batch`` (runs each row inside :meth:`RowAdmission.admitted`),
 ``server.call_slots``.
@@ -56,6 +58,8 @@ class RowAdmission:
         return sum(not turn.done() for turn in self._waiting)
 
     def _room(self) -> int:
+        if not self.slots.taken:  # no call seen: nothing to pace the rows by
+            return 1
         return self.slots.in_use + self.max_idle - self.running
 
     @asynccontextmanager

@@ -38,6 +38,7 @@ class CallSlots:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the semaphores belong to
         self._queued = 0
         self._in_use = 0
+        self._taken = 0
         self._listeners: list[Callable[[], None]] = []
 
     @property
@@ -49,6 +50,11 @@ class CallSlots:
     def in_use(self) -> int:
         """Calls holding a slot, over every upstream."""
         return self._in_use
+
+    @property
+    def taken(self) -> int:
+        """Slots ever taken: 0 while no call has gone out through this client."""
+        return self._taken
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` each time a call takes a slot."""
@@ -127,5 +133,6 @@ class CallSlots:
 
     def _took(self) -> None:
         self._in_use += 1
+        self._taken += 1
         for listener in self._listeners:
             listener()
