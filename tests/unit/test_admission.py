@@ -20,7 +20,7 @@ from starlette.routing import Route
 from nemo_gym.core.errors import UpstreamError
 from nemo_gym.rollouts.batching import RunBatcher
 from nemo_gym.server.admission import RowAdmission
-from nemo_gym.server.call_slots import CallSlots
+from nemo_gym.server.call_slots import CallSlots, Held
 from nemo_gym.server.http_client import HttpClient
 from nemo_gym.server.run_batch import RUN_BATCH_PATH, RunBatchEndpoint
 from tests.helpers import serve_app
@@ -43,7 +43,7 @@ async def test_a_call_waiting_for_the_total_is_not_overtaken_by_a_later_call() -
     slots = CallSlots(limit_per_host=2, limit=2)
     order: list[str] = []
 
-    async def call(name: str, upstream: str) -> asyncio.Semaphore:
+    async def call(name: str, upstream: str) -> Held:
         _, slot = await slots.acquire(upstream, FAR, f"GET {name}")
         order.append(name)
         return slot
@@ -78,6 +78,16 @@ async def test_the_queue_deadline_names_the_limit_and_gives_the_upstream_slot_ba
     _, b = await slots.acquire("b:1", FAR, "GET b again")  # b's slot was given back
     slots.release(b)
     assert slots.queued == 0 and slots.in_use == 0
+
+
+async def test_a_call_ending_after_its_client_closed_gives_back_what_it_took() -> None:
+    slots = CallSlots(limit_per_host=1, limit=1)
+    _, held = await slots.acquire("a:1", FAR, "GET a")
+    slots.clear()  # the client closed while the call was out
+    slots.release(held)
+    assert slots.in_use == 0 and not held[0].locked() and not held[1].locked()
+    _, again = await slots.acquire("a:1", FAR, "GET a again")  # fresh semaphores, free
+    slots.release(again)
 
 
 async def slots_that_saw_a_call() -> CallSlots:

@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 from nemo_gym.core.errors import UpstreamError
 
+#: A call's slots: its upstream's and one of the total.
+Held = tuple[asyncio.Semaphore, asyncio.Semaphore]
+
 
 class CallSlots:
     """``limit_per_host`` slots per upstream (``host:port``), ``limit`` in all, and a count of
@@ -75,24 +78,24 @@ class CallSlots:
             slot = self._slots[upstream] = asyncio.Semaphore(self.limit_per_host)
         return slot
 
-    async def acquire(
-        self, upstream: str, deadline: float, what: str
-    ) -> tuple[float, asyncio.Semaphore]:
+    async def acquire(self, upstream: str, deadline: float, what: str) -> tuple[float, Held]:
         """Take a slot for ``upstream`` and one of the total, waiting until ``deadline``.
 
         Returns:
-            The seconds waited, and the upstream's slot to give to :meth:`release`.
+            The seconds waited, and what to give to :meth:`release` (the semaphores taken, so
+            that a release after :meth:`clear` gives back what was taken).
 
         Raises:
             UpstreamError: (``timeout``) the deadline passed in the queue; says so.
         """
         slot = self._slot(upstream)
-        assert self._total is not None  # made with the upstream's slot
-        if not slot.locked() and not self._total.locked():
+        total = self._total
+        assert total is not None  # made with the upstream's slot
+        if not slot.locked() and not total.locked():
             await slot.acquire()  # both free: return at once
-            await self._total.acquire()
+            await total.acquire()
             self._took()
-            return 0.0, slot
+            return 0.0, (slot, total)
         loop = asyncio.get_running_loop()
         queued = loop.time()
         self._queued += 1
@@ -101,7 +104,7 @@ class CallSlots:
             async with asyncio.timeout_at(deadline):
                 await slot.acquire()
                 holding = True
-                await self._total.acquire()  # per upstream first: no call waits holding both
+                await total.acquire()  # per upstream first: no call waits holding both
         except TimeoutError:
             if holding:
                 slot.release()
@@ -122,12 +125,12 @@ class CallSlots:
         finally:
             self._queued -= 1
         self._took()
-        return loop.time() - queued, slot
+        return loop.time() - queued, (slot, total)
 
-    def release(self, slot: asyncio.Semaphore) -> None:
-        """Give back a slot taken with :meth:`acquire`."""
-        assert self._total is not None
-        self._total.release()
+    def release(self, held: Held) -> None:
+        """Give back the slots :meth:`acquire` took."""
+        slot, total = held
+        total.release()
         slot.release()
         self._in_use -= 1
 

@@ -246,7 +246,7 @@ class HttpClient:
             attempt += 1
             wait: float | None = None
             deadline = loop.time() + deadline_s  # of this attempt, its wait for a slot included
-            queued, slot = await self.slots.acquire(upstream, deadline, what)
+            queued, held = await self.slots.acquire(upstream, deadline, what)
             sent = loop.time()
             # sock_connect, not connect: aiohttp's `connect` would also count a wait for a
             # pooled connection (the queue above is where calls wait).
@@ -294,7 +294,7 @@ class HttpClient:
                         f"{what} failed: {type(exc).__name__}: {exc}", kind="connection"
                     ) from exc
             finally:
-                self.slots.release(slot)
+                self.slots.release(held)
             if attempt >= retry.max_attempts or not self.budget.try_spend(upstream):
                 if isinstance(failure, HttpResponse):
                     return failure

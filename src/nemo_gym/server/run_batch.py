@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -122,13 +123,10 @@ class RunBatchEndpoint:
         waited: float | None = None  # seconds the row waited to start, once it started
         try:
             async with asyncio.timeout(timeout_s):
-                if self.admission is None:
-                    waited = 0.0
+                admitted = self.admission.admitted() if self.admission else nullcontext()
+                async with admitted:
+                    waited = loop.time() - arrived
                     status, answer = await self._run(batch, body)
-                else:
-                    async with self.admission.admitted():
-                        waited = loop.time() - arrived
-                        status, answer = await self._run(batch, body)
         except TimeoutError:
             message = f"POST {self.run_path}: no answer within its {timeout_s:g}s deadline"
             if waited is None:
